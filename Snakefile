@@ -1,0 +1,20 @@
+# prunestudy: base training -> Fisher pruning trajectory -> sampled architectures -> every retraining
+# arm -> statistics, figures and report. The DAG is static: every target comes from config.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/base.smk"
+include: "workflow/rules/prune.smk"
+include: "workflow/rules/retrain.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,70 @@
+"""Budget arithmetic: Scratch-B epochs, family members, linear scaling and budget sampling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from prunestudy.spec import ArchSpec, wrn
+
+
+def scratch_b_epochs(epochs_e: int, base_flops: int, arch_flops: int, max_factor: float | None) -> int:
+    """round(E x FLOPs_base / FLOPs_arch), capped at ``max_factor`` x E (None: uncapped, as Liu's CIFAR code).
+
+    ``arch_flops`` must be the pruned architecture's, not a dense net's: a ratio <= 1 means the
+    caller compared the wrong networks (STUDY.md section 6.2), so it is an error.
+    """
+    ratio = base_flops / arch_flops
+    if ratio <= 1:
+        raise ValueError(f"Scratch-B FLOPs ratio is {ratio:.4f} <= 1: the architecture is not smaller than the base")
+    epochs = round(epochs_e * ratio)
+    return epochs if max_factor is None else min(epochs, math.floor(max_factor * epochs_e))
+
+
+def width_member(base: ArchSpec, k: float) -> ArchSpec:
+    """WRN-d-k' with the base's depth, classes and input."""
+    return wrn(base.depth, k, num_classes=base.num_classes, in_channels=base.in_channels, image_size=base.image_size)
+
+
+def bottleneck_member(base: ArchSpec, z: float) -> ArchSpec:
+    """Every mid set to int(block output width x Z); block I/O unchanged."""
+    return base.with_mids(tuple(int(b.out_ch * z) for b in base.blocks))
+
+
+def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[ArchSpec, float]:
+    """Bisect the common factor on ``source``'s mids so params land within ``tol`` of ``target``.
+
+    Rounding makes params a step function of the factor, so the bisection keeps the closest member
+    seen and fails loudly if none is within tolerance.
+    """
+    lo, hi = 0.0, 1.0
+    while source.scaled(hi).param_count() < target:
+        hi *= 2
+        if hi > 1024:
+            raise ValueError(f"cannot scale {source.spec_id} up to {target} params")
+    best = (math.inf, source, 1.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        spec = source.scaled(mid)
+        n = spec.param_count()
+        best = min(best, (abs(n - target), spec, mid), key=lambda t: t[0])
+        if abs(n - target) <= tol * target and abs(n - target) == best[0]:
+            break
+        lo, hi = (mid, hi) if n < target else (lo, mid)
+    gap, spec, factor = best
+    if gap > tol * target:
+        raise ValueError(
+            f"scaling {source.spec_id} reached {spec.param_count()} params, not within {tol:.0%} of {target}"
+        )
+    return spec, factor
+
+
+def first_step_at_or_below(params: Sequence[int], budget_params: float) -> int:
+    """Index of the first trajectory row whose params are at or below the budget."""
+    for i, p in enumerate(params):
+        if p <= budget_params:
+            return i
+    raise ValueError(
+        f"the trajectory never reaches {budget_params:.0f} params (it ends at {params[-1]}); "
+        "raise prune.max_prunes or lower prune.param_floor"
+    )

@@ -1,0 +1,305 @@
+"""``prunestudy <stage>``: thin command-line wrappers over the library, one per workflow rule.
+
+Each command takes the config slices it depends on as JSON strings (the rule's ``params:``) and
+never reads the whole config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from prunestudy.artifacts import config_hash
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from err
+
+
+def _setup(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+def _slices(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    return {n: getattr(args, n) for n in names}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=_json, required=True, help="the data config slice (JSON)")
+    p.add_argument("--model", type=_json, required=True, help="the model config slice (JSON)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, required=True)
+
+
+def _load_data(data_cfg: dict, rt):
+    from prunestudy import data
+
+    return data.load(
+        data_cfg["name"],
+        data_cfg["root"],
+        data_cfg["download"],
+        data_cfg["val_size"],
+        data_cfg["test_size"],
+        data_cfg["split_seed"],
+    ).to(rt.device)
+
+
+def _augment(data_cfg: dict):
+    from prunestudy.data import Augment
+
+    return Augment(**data_cfg["augment"])
+
+
+def _base_spec(args):
+    from prunestudy.config import base_spec
+
+    return base_spec({"model": args.model, "data": args.data})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from prunestudy.arms import plan
+    from prunestudy.artifacts import save_checkpoint
+    from prunestudy.records import RunRecord
+    from prunestudy.spec import ArchSpec
+    from prunestudy.train import Recipe, Runtime, derive_seed, fit, measure_latency
+
+    rt = Runtime.pick(args.device)
+    arch = ArchSpec.from_json(Path(args.arch).read_text()) if args.arch else None
+    p = plan(
+        args.arm,
+        _base_spec(args),
+        Recipe.from_dict(args.recipe),
+        arch=arch,
+        member=args.member,
+        scratch_epochs=args.scratch_e.get("epochs"),
+        max_factor=args.scratch_b.get("max_factor"),
+    )
+    out = Path(args.out)
+    logging.info(
+        "%s seed %d: %s, %d params, %d epochs on %s",
+        args.arm,
+        args.seed,
+        p.spec.spec_id,
+        p.spec.param_count(),
+        p.recipe.epochs,
+        rt.device,
+    )
+    data = _load_data(args.data, rt)
+    run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
+    result = fit(p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=out / "resume.pt")
+    latency = measure_latency(
+        result.model, p.spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
+    )
+    save_checkpoint(out / "model.pt", {"spec": p.spec.to_json(), "state": result.model.state_dict()})
+    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
+    RunRecord.for_spec(
+        p.spec,
+        arm=args.arm,
+        latency_ms=latency,
+        latency_batch=args.latency["batch_size"],
+        seed=args.seed,
+        derived_seeds={"run": run_seed, "init": derive_seed(run_seed, "init")},
+        recipe=p.recipe.to_dict(),
+        epochs=p.recipe.epochs,
+        final_train_loss=result.final_train_loss,
+        val_error=result.val_error,
+        test_error=result.test_error,
+        wall_time_s=result.wall_time_s,
+        throughput_img_s=result.images_per_s,
+        device=str(rt.device),
+        config_hash=config_hash(slices),
+        extra={**p.extra, "member_of": args.member_of, "history": result.history},
+    ).write(out / "metrics.json")
+    (out / "resume.pt").unlink(missing_ok=True)
+    logging.info("done: val error %.4f, test error %.4f", result.val_error, result.test_error)
+
+
+def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
+    import pandas as pd
+
+    from prunestudy.artifacts import atomic_write_text
+
+    atomic_write_text(path, pd.DataFrame(rows, columns=list(columns)).to_csv(index=False))
+
+
+def cmd_prune_chunk(args: argparse.Namespace) -> None:
+    from prunestudy.prune import ROW_FIELDS, PruneConfig, PruneState, run_chunk
+    from prunestudy.train import Runtime
+
+    rt = Runtime.pick(args.device)
+    cfg = PruneConfig(**args.prune)
+    start, end = cfg.chunk_range(args.chunk)
+    out_state = Path(args.out_state)
+    work = out_state.parent
+    state = PruneState.load(args.input)
+    if state.step != start and not state.stopped:
+        raise SystemExit(
+            f"prunestudy: {args.input} ends at step {state.step}, but chunk {args.chunk} starts at {start}"
+        )
+    logging.info("seed %d chunk %d: steps %d..%d from %s", args.seed, args.chunk, start + 1, end, args.input)
+    resume = work / ".resume" / f"chunk{args.chunk:03d}.pt"
+    if state.stopped:
+        logging.info("trajectory already stopped (%s); passing the state on", state.stopped)
+        state.rows = []
+    else:
+        data = _load_data(args.data, rt)
+        state = run_chunk(
+            state,
+            data,
+            cfg,
+            _augment(args.data),
+            rt,
+            seed=args.seed,
+            base=_base_spec(args),
+            end_step=end,
+            steps_dir=work / "steps",
+            resume_path=resume,
+        )
+    _write_csv(state.rows, args.out_rows, ROW_FIELDS)
+    state.save(out_state)
+    resume.unlink(missing_ok=True)
+
+
+def cmd_trajectory(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from prunestudy.artifacts import atomic_write_text
+
+    frames = [pd.read_csv(p) for p in args.chunks]
+    df = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    if df.empty:
+        raise SystemExit("prunestudy: the trajectory has no steps")
+    if not (df["step"].diff().dropna() == 1).all() or df["step"].iloc[0] != 1:
+        raise SystemExit("prunestudy: chunk tables do not form one contiguous trajectory starting at step 1")
+    atomic_write_text(args.out, df.to_csv(index=False))
+    logging.info(
+        "trajectory of %d steps, ending at %d params (%.1f%% of base)",
+        len(df),
+        df["params"].iloc[-1],
+        100 * df["params_fraction"].iloc[-1],
+    )
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from prunestudy.artifacts import atomic_write_text, load_checkpoint
+    from prunestudy.budgets import first_step_at_or_below
+    from prunestudy.records import RunRecord
+    from prunestudy.spec import ArchSpec
+    from prunestudy.surgery import materialise
+    from prunestudy.train import Runtime, measure_latency
+
+    rt = Runtime.pick(args.device)
+    base = _base_spec(args)
+    df = pd.read_csv(args.trajectory)
+    i = first_step_at_or_below(df["params"].tolist(), args.budget * base.param_count())
+    row = df.iloc[i]
+    ckpt = load_checkpoint(Path(args.trajectory).parent / "steps" / row["checkpoint"])
+    spec = ArchSpec.from_json(ckpt["spec"])
+    if spec.spec_id != row["spec_id"]:
+        raise SystemExit(
+            f"prunestudy: checkpoint {row['checkpoint']} holds {spec.spec_id}, the table says "
+            f"{row['spec_id']}; rerun the pruning chunks"
+        )
+    model = rt.prepare(materialise(spec, ckpt["state"], rt.device))
+    latency = measure_latency(
+        model, spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
+    )
+    out = Path(args.out)
+    atomic_write_text(out / "spec.json", spec.to_json() + "\n")
+    RunRecord.for_spec(
+        spec,
+        arm="pruned",
+        latency_ms=latency,
+        latency_batch=args.latency["batch_size"],
+        seed=args.seed,
+        derived_seeds={"prune": args.seed},
+        recipe=args.prune,
+        epochs=0,
+        final_train_loss=float(row["train_loss"]),
+        val_error=float(row["val_error"]),
+        test_error=float(row["test_error"]),
+        wall_time_s=float(row["elapsed_s"]),
+        throughput_img_s=0.0,
+        device=str(rt.device),
+        config_hash=config_hash(_slices(args, ("data", "model", "prune", "latency", "budget"))),
+        extra={"budget": args.budget, "step": int(row["step"]), "member_of": args.budget},
+    ).write(out / "metrics.json")
+    logging.info(
+        "budget %.3g: step %d, %s, %d params, test error %.4f",
+        args.budget,
+        row["step"],
+        spec.spec_id,
+        row["params"],
+        row["test_error"],
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunestudy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one network (any arm) and write metrics.json and model.pt")
+    _common(p)
+    p.add_argument("--arm", required=True, choices=["base", "scratch-E", "scratch-B", "width", "bottleneck", "scaled"])
+    p.add_argument("--recipe", type=_json, required=True)
+    p.add_argument("--latency", type=_json, required=True)
+    p.add_argument("--scratch-e", type=_json, default={"epochs": None})
+    p.add_argument("--scratch-b", type=_json, default={"max_factor": 2})
+    p.add_argument("--arch", help="spec JSON of the sampled architecture (scratch arms, scaled source)")
+    p.add_argument("--member", type=float, help="k' (width), Z (bottleneck) or target param fraction (scaled)")
+    p.add_argument("--member-of", default=None, help="label recorded in extra, e.g. the budget an arch came from")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prune-chunk", help="run one chunk of the Fisher prune-and-tune trajectory")
+    _common(p)
+    p.add_argument("--prune", type=_json, required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--input", required=True, help="the base model.pt or the previous chunk's state")
+    p.add_argument("--out-state", required=True)
+    p.add_argument("--out-rows", required=True)
+    p.set_defaults(func=cmd_prune_chunk)
+
+    p = sub.add_parser("trajectory", help="join chunk tables into one trajectory table")
+    p.add_argument("chunks", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_trajectory)
+
+    p = sub.add_parser("extract", help="sample the first trajectory step at or below a parameter budget")
+    _common(p)
+    p.add_argument("--prune", type=_json, required=True)
+    p.add_argument("--latency", type=_json, required=True)
+    p.add_argument("--trajectory", required=True)
+    p.add_argument("--budget", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_extract)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    _setup(getattr(args, "threads", 1))
+    t0 = time.perf_counter()
+    try:
+        args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        logging.getLogger("prunestudy").debug("traceback", exc_info=True)
+        raise SystemExit(f"prunestudy {args.command}: error: {err}") from err
+    logging.info("%s finished in %.1fs", args.command, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Datasets as uint8 tensors in memory, batched by index with vectorised on-device augmentation.
+
+Every dataset becomes three :class:`Split` s. The validation split is carved out of the training
+set (stratified, from a fixed ``split_seed``) and serves all selection; the test split serves only
+reporting. Normalisation and augmentation happen per batch on the training device, so the hot loop
+has no per-sample Python and no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prunestudy.catalog import DATASETS
+
+
+class DataError(RuntimeError):
+    """Data that is missing or malformed, with a message that says where it should be."""
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # uint8, N x C x H x W
+    y: torch.Tensor  # int64, N
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random crop after padding (``pad`` pixels, ``pad_mode``) and horizontal flip."""
+
+    pad: int = 0
+    pad_mode: str = "reflect"
+    flip: bool = False
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    in_channels: int
+    image_size: int
+    pixel_max: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to(self, device: torch.device | str) -> Dataset:
+        moved = {k: getattr(self, k).to(device) for k in ("train", "val", "test")}
+        return Dataset(**{**self.__dict__, **moved})
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> float, scaled to [0, 1] then standardised per channel."""
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(shape)
+        std = torch.tensor(self.std, device=x.device).view(shape)
+        return (x.float() / self.pixel_max - mean) / std
+
+
+def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+    """Random-crop and flip a whole float batch at once, by gathering shifted index grids.
+
+    Random numbers come from the CPU generator ``gen`` so that a run is reproducible on any device.
+    """
+    n, _, h, w = x.shape
+    if aug.pad:
+        p = aug.pad
+        x = F.pad(x, (p, p, p, p), mode=aug.pad_mode)
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        idx = torch.arange(n, device=x.device)[:, None, None, None]
+        ch = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = x[idx, ch, rows, cols]
+    if aug.flip:
+        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def stratified_split(y: np.ndarray, fraction: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): ``fraction`` of each class (or that many in all) held out, deterministically."""
+    rng = np.random.default_rng(seed)
+    n_out = round(fraction * len(y)) if isinstance(fraction, float) and fraction < 1 else int(fraction)
+    held = []
+    classes, counts = np.unique(y, return_counts=True)
+    quotas = np.floor(counts / len(y) * n_out).astype(int)
+    quotas[: n_out - quotas.sum()] += 1  # distribute the rounding remainder
+    for c, q in zip(classes, quotas, strict=True):
+        idx = np.flatnonzero(y == c)
+        held.extend(rng.choice(idx, size=q, replace=False).tolist())
+    held = np.sort(np.array(held, dtype=np.int64))
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    return keep, held
+
+
+def _split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+    return Split(torch.from_numpy(np.ascontiguousarray(x[idx])), torch.from_numpy(y[idx].astype(np.int64)))
+
+
+def _digits(val: float | int, test: float | int, seed: int) -> tuple[Split, Split, Split]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.astype(np.uint8)[:, None]  # values 0..16
+    y = d.target.astype(np.int64)
+    rest, test_idx = stratified_split(y, test, seed)
+    keep, val_idx = stratified_split(y[rest], val, seed + 1)
+    return _split(x, y, rest[keep]), _split(x, y, rest[val_idx]), _split(x, y, test_idx)
+
+
+def _cifar(name: str, root: str, download: bool, val: float | int, seed: int) -> tuple[Split, Split, Split]:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    try:
+        train = cls(root, train=True, download=download)
+        test = cls(root, train=False, download=download)
+    except RuntimeError as err:
+        raise DataError(
+            f"{name} not found under data.root={root!r}: expected the folder "
+            f"{Path(root) / cls.base_folder} (the python version of the dataset, as torchvision extracts it). "
+            f"Download it there, or set data.download: true to let torchvision fetch it. ({err})"
+        ) from err
+
+    def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+        return ds.data.transpose(0, 3, 1, 2), np.asarray(ds.targets, dtype=np.int64)
+
+    xtr, ytr = arrays(train)
+    keep, val_idx = stratified_split(ytr, val, seed)
+    return _split(xtr, ytr, keep), _split(xtr, ytr, val_idx), _split(*arrays(test), np.arange(len(test.targets)))
+
+
+def load(
+    name: str,
+    root: str = "data",
+    download: bool = False,
+    val: float | int = 0.1,
+    test: float | int = 0.2,
+    split_seed: int = 0,
+) -> Dataset:
+    """Load ``name`` into memory. ``test`` applies to digits only; CIFAR keeps its official test set."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    i = DATASETS[name]
+    splits = _digits(val, test, split_seed) if name == "digits" else _cifar(name, root, download, val, split_seed)
+    return Dataset(name, *splits, i.num_classes, i.in_channels, i.image_size, i.pixel_max, i.mean, i.std)
+
+
+def epoch_batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """A seeded permutation cut into full batches; the partial last batch is dropped (BN needs > 1)."""
+    perm = torch.randperm(n, generator=gen)
+    return list(perm[: n - n % batch_size].split(batch_size)) if n >= batch_size else [perm]

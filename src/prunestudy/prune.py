@@ -1,0 +1,222 @@
+"""The Fisher prune-and-tune trajectory, run in resumable chunks.
+
+Each step fine-tunes ``every`` minibatches at a constant learning rate while Fisher saliency
+accumulates, removes the globally least salient channel physically (weights, BN and momentum),
+evaluates the smaller network on the val and test splits, and leaves a checkpoint and a row.
+The minibatches of step t come from a generator seeded by (seed, t), so a chunk resumed after a
+kill replays exactly what an uninterrupted chunk would have done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from prunestudy.artifacts import load_checkpoint, save_checkpoint
+from prunestudy.data import Augment, Dataset
+from prunestudy.fisher import FisherCapture, choose_channel
+from prunestudy.spec import ArchSpec
+from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channel
+from prunestudy.train import Recipe, Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
+
+log = logging.getLogger("prunestudy")
+
+ROW_FIELDS = (
+    "step",
+    "block",
+    "channel",
+    "saliency",
+    "params",
+    "flops",
+    "params_fraction",
+    "val_error",
+    "test_error",
+    "train_loss",
+    "elapsed_s",
+    "spec_id",
+    "mids",
+    "checkpoint",
+)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """The ``prune`` config slice."""
+
+    every: int = 100
+    max_prunes: int = 1300
+    param_floor: float = 0.0
+    chunk: int = 100
+    lr: float = 8e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    flops_weight: float = 0.0
+
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe(
+            epochs=1,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            schedule="constant",
+        )
+
+    def chunk_range(self, c: int) -> tuple[int, int]:
+        return c * self.chunk, min((c + 1) * self.chunk, self.max_prunes)
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.max_prunes / self.chunk)
+
+
+@dataclass
+class PruneState:
+    """Everything needed to continue a trajectory: the network, its momentum and where we are."""
+
+    spec: ArchSpec
+    weights: dict[str, torch.Tensor]
+    momentum: dict[str, torch.Tensor]
+    step: int = 0
+    stopped: str = ""
+    elapsed_s: float = 0.0
+    rows: list[dict] = field(default_factory=list)
+
+    def save(self, path: str | os.PathLike) -> None:
+        d = asdict(self)
+        d["spec"] = self.spec.to_json()
+        save_checkpoint(path, d)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PruneState:
+        d = load_checkpoint(path)
+        if "weights" not in d:  # a trained base model: start a fresh trajectory
+            return cls(ArchSpec.from_json(d["spec"]), d["state"], {})
+        d["spec"] = ArchSpec.from_json(d["spec"])
+        return cls(**d)
+
+
+def _step_batches(n: int, every: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    reps = math.ceil(every * batch_size / n)
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(reps)])
+    return list(order[: every * batch_size].split(batch_size))
+
+
+def prune_step(
+    state: PruneState, data: Dataset, cfg: PruneConfig, aug: Augment, rt: Runtime, seed: int, base_flops: int
+) -> tuple[PruneState, float, tuple[int, int, float]]:
+    """Fine-tune ``cfg.every`` minibatches with saliency capture, then remove one channel."""
+    model = materialise(state.spec, state.weights, rt.device)
+    model = rt.prepare(model).train()
+    opt = make_optimizer(model, cfg.recipe)
+    load_momentum(model, opt, state.momentum)
+    capture = FisherCapture(model)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "prune", state.step))
+    loss_sum = torch.zeros((), device=rt.device)
+    for idx in _step_batches(len(data.train), cfg.every, cfg.batch_size, gen):
+        loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen)
+        capture.step()
+    capture.close()
+    train_loss = loss_sum.item() / cfg.every
+    check_finite(train_loss, f"while fine-tuning before prune {state.step + 1}")
+    block, channel, score = choose_channel(capture.saliency(), state.spec, cfg.flops_weight, base_flops)
+    weights = {k: v.detach() for k, v in model.state_dict().items()}
+    spec, weights = remove_channel(state.spec, weights, block, channel)
+    _, momentum = remove_channel(state.spec, momentum_by_name(model, opt), block, channel)
+    return (
+        PruneState(spec, weights, momentum, state.step + 1, "", state.elapsed_s, state.rows),
+        train_loss,
+        (block, channel, score),
+    )
+
+
+def run_chunk(
+    state: PruneState,
+    data: Dataset,
+    cfg: PruneConfig,
+    aug: Augment,
+    rt: Runtime,
+    *,
+    seed: int,
+    base: ArchSpec,
+    end_step: int,
+    steps_dir: Path,
+    resume_path: Path,
+) -> PruneState:
+    """Advance ``state`` to ``end_step`` (or until it stops), checkpointing every step.
+
+    ``resume_path`` is rewritten after every step; a killed chunk restarts from it.
+    """
+    if resume_path.exists():
+        state = PruneState.load(resume_path)
+        log.info("resuming chunk at step %d (%s)", state.step, resume_path)
+    else:
+        state.rows = []  # rows belong to the chunk that made them
+    base_params, base_flops = base.param_count(), base.flops()
+    start = state.step
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=end_step - start, unit="prune", leave=False)
+    while state.step < end_step and not state.stopped:
+        t0 = time.perf_counter()
+        state, train_loss, (block, channel, score) = prune_step(state, data, cfg, aug, rt, seed, base_flops)
+        model = rt.prepare(materialise(state.spec, state.weights, rt.device))
+        val_error = evaluate(model, data, data.val, rt)
+        test_error = evaluate(model, data, data.test, rt)
+        ckpt = steps_dir / f"step{state.step:05d}.pt"
+        save_checkpoint(ckpt, {"spec": state.spec.to_json(), "state": state.weights, "step": state.step})
+        params, flops = state.spec.param_count(), state.spec.flops()
+        state.elapsed_s += time.perf_counter() - t0
+        row = {
+            "step": state.step,
+            "block": block,
+            "channel": channel,
+            "saliency": score,
+            "params": params,
+            "flops": flops,
+            "params_fraction": params / base_params,
+            "val_error": val_error,
+            "test_error": test_error,
+            "train_loss": train_loss,
+            "elapsed_s": state.elapsed_s,
+            "spec_id": state.spec.spec_id,
+            "mids": ";".join(map(str, state.spec.mids)),
+            "checkpoint": ckpt.name,
+        }
+        state.rows.append(row)
+        if state.spec.prunable_channels == 0:
+            state.stopped = "no prunable channel left"
+        elif params <= cfg.param_floor * base_params:
+            state.stopped = f"parameter floor {cfg.param_floor} reached"
+        state.save(resume_path)
+        left = (time.perf_counter() - t0) * (end_step - state.step)
+        log.info(
+            "prune %d: block %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",
+            state.step,
+            block,
+            channel,
+            params,
+            100 * params / base_params,
+            val_error,
+            test_error,
+            train_loss,
+            left,
+        )
+        if bar:
+            bar.update(1)
+        if state.stopped:
+            log.info("trajectory stops after step %d: %s", state.step, state.stopped)
+    if bar:
+        bar.close()
+    return state

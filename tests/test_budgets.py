@@ -1,0 +1,58 @@
+import pytest
+
+from prunestudy.arms import plan
+from prunestudy.budgets import (
+    bottleneck_member,
+    first_step_at_or_below,
+    scale_to_params,
+    scratch_b_epochs,
+    width_member,
+)
+from prunestudy.spec import wrn
+from prunestudy.train import Recipe
+
+
+def test_scratch_b_epochs_arithmetic_and_cap():
+    assert scratch_b_epochs(160, 400, 100, None) == 640  # Liu's CIFAR code: uncapped
+    assert scratch_b_epochs(160, 400, 100, 2) == 320
+    assert scratch_b_epochs(10, 300, 200, 2) == 15
+    with pytest.raises(ValueError, match="ratio"):
+        scratch_b_epochs(160, 100, 100, 2)
+
+
+def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
+    base = wrn(16, 2)
+    pruned = base.with_mids([m // 4 for m in base.mids])
+    recipe = Recipe(epochs=20, batch_size=8, lr=0.1, milestones=(10, 15))
+    p = plan("scratch-B", base, recipe, arch=pruned, max_factor=None)
+    assert p.recipe.epochs == round(20 * base.flops() / pruned.flops())
+    assert p.recipe.epochs > 20 and p.recipe.milestones == (
+        int(10 * p.recipe.epochs / 20),
+        int(15 * p.recipe.epochs / 20),
+    )
+    assert p.spec == pruned
+    e = plan("scratch-E", base, recipe, arch=pruned)
+    assert e.recipe == recipe and e.spec == pruned
+
+
+def test_family_members():
+    base = wrn(40, 2)
+    assert width_member(base, 1).param_count() == 563_930
+    assert bottleneck_member(base, 0.5).param_count() == 1_129_370
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 1.5])
+def test_linear_scaling_lands_within_one_percent(fraction):
+    base = wrn(16, 2)
+    source = base.with_mids([m // (i + 2) for i, m in enumerate(base.mids)])
+    target = round(fraction * base.param_count())
+    spec, factor = scale_to_params(source, target)
+    assert abs(spec.param_count() - target) <= 0.01 * target
+    assert spec == source.scaled(factor)
+
+
+def test_first_step_at_or_below():
+    assert first_step_at_or_below([100, 80, 60, 40], 60) == 2
+    assert first_step_at_or_below([100, 80, 60, 40], 79.9) == 2
+    with pytest.raises(ValueError, match="never reaches"):
+        first_step_at_or_below([100, 80], 50)

@@ -1,0 +1,29 @@
+import re
+
+from tests.conftest import ROOT
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    test_cmd = next(b for b in blocks if "pytest" in b)
+    assert test_cmd in (ROOT / ".ci/run").read_text().splitlines()
+
+
+def test_every_config_key_is_documented():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    doc = (ROOT / "config/README.md").read_text()
+
+    def keys(node, prefix=""):
+        for k, sub in node.get("properties", {}).items():
+            ref = sub.get("$ref", "")
+            target = schema["$defs"][ref.split("/")[-1]] if ref.startswith("#/$defs/") else sub
+            if target.get("type") == "object":
+                yield from keys(target, prefix + k + ".")
+            else:
+                yield prefix + k
+
+    missing = [k for k in keys(schema) if f"`{k}`" not in doc]
+    assert not missing, missing

@@ -1,0 +1,68 @@
+import torch
+import torch.nn.functional as F
+
+from prunestudy.fisher import FisherCapture, choose_channel
+from tests.conftest import tiny_spec
+
+
+def _brute_force(model, batches):
+    """Delta by the formula, from per-example losses computed one example at a time (eval-mode BN)."""
+    totals = {}
+    for x, y in batches:
+        n = len(y)
+        per_batch = {}
+        for i in range(n):
+            acts: dict = {}
+            handles = [
+                b.tap.register_forward_hook(lambda m, inp, out, j=j, acts=acts: acts.__setitem__(j, out))
+                for j, b in enumerate(model.blocks)
+                if b.has_branch
+            ]
+            loss_i = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
+            for h in handles:
+                h.remove()
+            grads = torch.autograd.grad(loss_i, list(acts.values()))
+            for (j, a), g in zip(acts.items(), grads, strict=True):
+                # batch-mean loss: dL/da_n = (1/N) dL_n/da_n
+                s = (a * g / n).sum((2, 3))[0]
+                per_batch[j] = per_batch.get(j, 0) + 0.5 * s.pow(2) / n
+        for j, v in per_batch.items():
+            totals[j] = totals.get(j, 0) + v
+    return {j: v / len(batches) for j, v in totals.items()}
+
+
+def test_accumulated_saliency_matches_brute_force():
+    torch.manual_seed(0)
+    spec = tiny_spec(mids=(3, 0, 4))
+    model = spec.build().double().eval()
+    batches = [(torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (5,))) for _ in range(3)]
+    capture = FisherCapture(model)
+    for x, y in batches:
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        capture.step()
+    capture.close()
+    got = capture.saliency()
+    want = _brute_force(model, batches)
+    assert set(got) == {0, 2}
+    for j in want:
+        torch.testing.assert_close(got[j].double(), want[j], rtol=1e-9, atol=1e-15)
+
+
+def test_choose_channel_is_global_argmin_and_skips_empty_blocks():
+    spec = tiny_spec(mids=(3, 0, 2))
+    sal = {0: torch.tensor([0.5, 0.2, 0.9]), 2: torch.tensor([0.3, 0.1])}
+    assert choose_channel(sal, spec)[:2] == (2, 1)
+    sal[0][1] = 0.05
+    assert choose_channel(sal, spec)[:2] == (0, 1)
+
+
+def test_flops_weight_prefers_channels_that_save_more():
+    spec = tiny_spec(mids=(3, 3, 3))
+    sal = {0: torch.full((3,), 1e-3), 1: torch.full((3,), 1e-3), 2: torch.full((3,), 1e-3)}
+    block_costs = []
+    for b in range(3):
+        fewer = list(spec.mids)
+        fewer[b] -= 1
+        block_costs.append(spec.flops() - spec.with_mids(fewer).flops())
+    assert choose_channel(sal, spec, flops_weight=1.0)[0] == max(range(3), key=block_costs.__getitem__)

@@ -1,0 +1,190 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from prunestudy.artifacts import load_checkpoint, save_checkpoint
+from prunestudy.data import Augment
+from prunestudy.prune import PruneConfig, PruneState, run_chunk
+from prunestudy.spec import ArchSpec
+from prunestudy.surgery import materialise
+from prunestudy.train import Runtime, evaluate
+from tests.conftest import ROOT, cli, slices, tiny_spec
+
+CFG = PruneConfig(every=3, max_prunes=12, chunk=5, lr=0.01, batch_size=32)
+
+
+def _base_state(spec):
+    torch.manual_seed(0)
+    return PruneState(spec, spec.build().state_dict(), {})
+
+
+def test_trajectory_checkpoints_reproduce_recorded_errors(digits, tmp_path):
+    spec = tiny_spec(mids=(3, 2, 4))
+    rt = Runtime.pick("cpu")
+    state = run_chunk(
+        _base_state(spec),
+        digits,
+        CFG,
+        Augment(),
+        rt,
+        seed=1,
+        base=spec,
+        end_step=9,
+        steps_dir=tmp_path / "steps",
+        resume_path=tmp_path / "resume.pt",
+    )
+    assert state.stopped == "no prunable channel left" and state.step == 9
+    assert [r["step"] for r in state.rows] == list(range(1, 10))
+    assert all(a["params"] > b["params"] for a, b in zip(state.rows, state.rows[1:], strict=False))
+    for row in state.rows:
+        ckpt = load_checkpoint(tmp_path / "steps" / row["checkpoint"])
+        s = ArchSpec.from_json(ckpt["spec"])
+        assert s.spec_id == row["spec_id"] and s.param_count() == row["params"] and s.flops() == row["flops"]
+        net = materialise(s, ckpt["state"])
+        assert evaluate(net, digits, digits.test, rt) == row["test_error"]
+        assert evaluate(net, digits, digits.val, rt) == row["val_error"]
+    assert state.spec.mids == (0, 0, 0)
+    assert materialise(state.spec, state.weights)(digits.normalize(digits.test.x[:2])).shape == (2, 10)
+
+
+def test_chunked_run_equals_one_long_run(digits, tmp_path):
+    spec = tiny_spec(mids=(3, 2, 4))
+    rt = Runtime.pick("cpu")
+    whole = run_chunk(
+        _base_state(spec),
+        digits,
+        CFG,
+        Augment(),
+        rt,
+        seed=2,
+        base=spec,
+        end_step=6,
+        steps_dir=tmp_path / "a",
+        resume_path=tmp_path / "a.pt",
+    )
+    first = run_chunk(
+        _base_state(spec),
+        digits,
+        CFG,
+        Augment(),
+        rt,
+        seed=2,
+        base=spec,
+        end_step=3,
+        steps_dir=tmp_path / "b",
+        resume_path=tmp_path / "b1.pt",
+    )
+    save_checkpoint(
+        tmp_path / "mid.pt",
+        {
+            "spec": first.spec.to_json(),
+            "weights": first.weights,
+            "momentum": first.momentum,
+            "step": first.step,
+            "stopped": "",
+            "elapsed_s": 0.0,
+            "rows": [],
+        },
+    )
+    second = run_chunk(
+        PruneState.load(tmp_path / "mid.pt"),
+        digits,
+        CFG,
+        Augment(),
+        rt,
+        seed=2,
+        base=spec,
+        end_step=6,
+        steps_dir=tmp_path / "b",
+        resume_path=tmp_path / "b2.pt",
+    )
+    keys = ("block", "channel", "params", "val_error", "test_error", "train_loss", "spec_id")
+    assert [[r[k] for k in keys] for r in whole.rows] == [[r[k] for k in keys] for r in first.rows + second.rows]
+
+
+def _chunk_args(cfg, work, base_model, chunk):
+    return [
+        "prune-chunk",
+        "--seed",
+        "1",
+        "--chunk",
+        str(chunk),
+        "--device",
+        "cpu",
+        "--input",
+        str(base_model),
+        "--out-state",
+        str(work / f"chunk{chunk:03d}.state.pt"),
+        "--out-rows",
+        str(work / f"chunk{chunk:03d}.csv"),
+        *slices(cfg, "data", "model", "prune"),
+    ]
+
+
+@pytest.fixture
+def tiny_cfg(cfg, tmp_path):
+    cfg = {
+        **cfg,
+        "model": {"depth": 10, "width": 1},
+        "prune": {**cfg["prune"], "every": 4, "max_prunes": 30, "chunk": 30, "batch_size": 32},
+    }
+    train = {**cfg["train"], "epochs": 1, "milestones": []}
+    out = tmp_path / "base"
+    cli(
+        "train",
+        "--arm",
+        "base",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *slices(cfg, "data", "model", "latency"),
+        "--recipe",
+        json.dumps(train),
+    )
+    return cfg, out / "model.pt"
+
+
+def test_sigkill_mid_chunk_resumes_to_the_same_trajectory(tiny_cfg, tmp_path):
+    cfg, base_model = tiny_cfg
+    ref, work = tmp_path / "ref", tmp_path / "killed"
+    cli(*_chunk_args(cfg, ref, base_model, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prunestudy.cli", *_chunk_args(cfg, work, base_model, 0)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    resume = work / ".resume" / "chunk000.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if resume.exists() and load_checkpoint(resume)["step"] >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (work / "chunk000.csv").exists(), "the chunk finished before it could be killed"
+    killed_at = load_checkpoint(resume)["step"]
+    res = cli(*_chunk_args(cfg, work, base_model, 0))
+    assert f"resuming chunk at step {killed_at}" in res.stderr
+    a, b = pd.read_csv(ref / "chunk000.csv"), pd.read_csv(work / "chunk000.csv")
+    pd.testing.assert_frame_equal(a.drop(columns="elapsed_s"), b.drop(columns="elapsed_s"))
+    assert not resume.exists()
+    last = load_checkpoint(work / "steps" / b["checkpoint"].iloc[-1])
+    assert torch.equal(
+        last["state"]["fc.weight"], load_checkpoint(ref / "steps" / a["checkpoint"].iloc[-1])["state"]["fc.weight"]
+    )
+
+
+def test_chunk_refuses_a_state_from_the_wrong_step(tiny_cfg, tmp_path):
+    cfg, base_model = tiny_cfg
+    res = cli(*_chunk_args(cfg, tmp_path, base_model, 1), check=False)
+    assert res.returncode != 0 and "chunk 1 starts at 30" in res.stderr

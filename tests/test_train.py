@@ -1,0 +1,152 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from prunestudy.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from prunestudy.data import Augment
+from prunestudy.spec import wrn
+from prunestudy.train import NonFiniteLossError, Recipe, Runtime, evaluate, fit
+from tests.conftest import ROOT, cli, slices, tiny_spec
+
+RECIPE = Recipe(epochs=3, batch_size=64, lr=0.05, milestones=(2,))
+
+
+def test_same_seed_gives_bit_identical_results(digits):
+    spec = tiny_spec(mids=(4, 6, 8))
+    rt = Runtime.pick("cpu")
+    a = fit(spec, digits, RECIPE, Augment(pad=1, pad_mode="constant"), seed=3, rt=rt)
+    b = fit(spec, digits, RECIPE, Augment(pad=1, pad_mode="constant"), seed=3, rt=rt)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    assert (a.val_error, a.test_error) == (b.val_error, b.test_error)
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+    c = fit(spec, digits, RECIPE, Augment(), seed=4, rt=rt)
+    assert c.history[0]["train_loss"] != a.history[0]["train_loss"]
+
+
+def test_non_finite_loss_stops_with_a_clear_error(digits):
+    with pytest.raises(NonFiniteLossError, match="lower the learning rate"):
+        fit(tiny_spec(), digits, Recipe(epochs=2, batch_size=64, lr=1e30), Augment(), seed=0, rt=Runtime.pick("cpu"))
+
+
+def test_accuracy_is_total_correct_over_total(digits):
+    model = tiny_spec().build()
+    rt = Runtime.pick("cpu")
+    with torch.no_grad():
+        model.eval()
+        pred = model(digits.normalize(digits.test.x)).argmax(1)
+    expected = 1 - (pred == digits.test.y).sum().item() / len(digits.test)
+    assert evaluate(model, digits, digits.test, rt, batch_size=7) == pytest.approx(expected, abs=1e-12)
+
+
+def test_crafted_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"state": Evil()}, path)
+    with pytest.raises(UnsafeCheckpointError, match="refusing"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    save_checkpoint(tmp_path / "ok.pt", {"spec": "{}", "state": {"w": torch.ones(2)}, "step": 3})
+    assert load_checkpoint(tmp_path / "ok.pt")["step"] == 3
+
+
+def _train_args(cfg, out, epochs):
+    cfg = {
+        **cfg,
+        "train": {**cfg["train"], "epochs": epochs, "milestones": [epochs - 1]},
+        "model": {"depth": 10, "width": 1},
+    }
+    return [
+        "train",
+        "--arm",
+        "base",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *slices(cfg, "data", "model", "latency"),
+        "--recipe",
+        json.dumps(cfg["train"]),
+    ]
+
+
+def _comparable(metrics_path):
+    m = json.loads(metrics_path.read_text())
+    return (
+        [(h["train_loss"], h["val_error"]) for h in m["extra"]["history"]],
+        m["val_error"],
+        m["test_error"],
+        m["spec_id"],
+        m["params"],
+    )
+
+
+def test_sigkill_mid_training_resumes_to_identical_metrics(cfg, tmp_path):
+    """Really kill the training process after an epoch, restart it, and compare with an unbroken run."""
+    epochs = 6
+    cli(*_train_args(cfg, tmp_path / "ref", epochs))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prunestudy.cli", *_train_args(cfg, out, epochs)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "resume.pt").exists() and load_checkpoint(out / "resume.pt")["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
+    killed_at = load_checkpoint(out / "resume.pt")["epoch"]
+    assert 2 <= killed_at < epochs
+    res = cli(*_train_args(cfg, out, epochs))
+    assert f"resuming from epoch {killed_at}" in res.stderr
+    assert _comparable(out / "metrics.json") == _comparable(tmp_path / "ref" / "metrics.json")
+    assert not (out / "resume.pt").exists()
+
+
+def test_metrics_json_is_self_describing(cfg, tmp_path):
+    cli(*_train_args(cfg, tmp_path, 1))
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "spec",
+        "spec_id",
+        "params",
+        "flops",
+        "macs",
+        "latency_ms",
+        "seed",
+        "derived_seeds",
+        "recipe",
+        "epochs",
+        "final_train_loss",
+        "val_error",
+        "test_error",
+        "wall_time_s",
+        "throughput_img_s",
+        "device",
+        "versions",
+        "config_hash",
+        "arm",
+    ):
+        assert key in m, key
+    assert m["arm"] == "base" and m["versions"]["torch"] == torch.__version__
+    assert m["params"] == wrn(10, 1, in_channels=1, image_size=8).param_count()
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    assert json.loads(ckpt["spec"]) == m["spec"]
