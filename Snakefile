@@ -12,9 +12,13 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/base.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/retrain.smk"
+include: "workflow/rules/analysis.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -247,6 +247,70 @@ def cmd_extract(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_collect(args: argparse.Namespace) -> None:
+    from prunestudy.artifacts import atomic_write_text
+    from prunestudy.collect import runs_table
+
+    df = runs_table(args.metrics)
+    atomic_write_text(args.out, df.to_csv(index=False))
+    logging.info("collected %d runs: %s", len(df), df["arm"].value_counts().to_dict())
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from prunestudy import stats
+    from prunestudy.claims import claims_table
+    from prunestudy.tables import model_name, references_table, write_table
+
+    a = args.analysis
+    runs = pd.read_csv(args.runs)
+    out = Path(args.out_dir)
+    budget = stats.budget_table(runs)
+    paired = stats.paired_table(runs, a["bootstrap_resamples"])
+    families = stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"])
+    claims = claims_table(paired, families, a["alpha"], a["equivalence_margin"])
+    refs = references_table(
+        a["references"], runs, args.data["name"], model_name(args.model["depth"], args.model["width"])
+    )
+    for name, df in (
+        ("budget_stats", budget),
+        ("paired", paired),
+        ("families", families),
+        ("claims", claims),
+        ("references", refs),
+    ):
+        write_table(df, out / name)
+    for r in claims.itertuples():
+        logging.info("%-22s %-13s effect %+.2f pp (p_holm %.3g)", r.claim, r.verdict, r.effect_pp, r.p_holm)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from prunestudy import figures
+    from prunestudy.artifacts import read_json
+
+    runs = pd.read_csv(args.runs)
+    out = Path(args.out_dir)
+    for x in ("params", "flops", "latency_ms"):
+        figures.save(figures.error_vs(runs, x), out / f"error_vs_{x.removesuffix('_ms')}")
+    figures.save(figures.budget_arms(runs), out / "budget_arms")
+    pruned = runs[runs["arm"] == "pruned"]
+    specs = pd.DataFrame(
+        {
+            "seed": pruned["seed"],
+            "budget": pruned["budget"],
+            "mids": [read_json(p)["spec"]["mids"] for p in pruned["path"]],
+        }
+    )
+    figures.save(figures.channel_profile(specs), out / "channel_profile")
+    figures.save(figures.consistency(specs), out / "consistency")
+    base = read_json(runs.loc[runs["arm"] == "base", "path"].iloc[0])["spec"]["mids"]
+    trajectories = {int(Path(p).parent.name.removeprefix("seed")): pd.read_csv(p) for p in args.trajectories}
+    figures.save(figures.trajectory_heatmap(trajectories, base), out / "trajectory_heatmap")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunestudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,6 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("collect", help="one runs table from every metrics.json")
+    p.add_argument("metrics", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("compare", help="statistics, claims and reference tables")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--analysis", type=_json, required=True)
+    p.add_argument("--data", type=_json, required=True)
+    p.add_argument("--model", type=_json, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("figures", help="every figure, as PNG and PDF")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--trajectories", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -4,17 +4,20 @@ rule prune_chunk:
     output:
         state=f"{R}/prune/seed{{seed}}/chunk{{chunk}}.state.pt",
         rows=f"{R}/prune/seed{{seed}}/chunk{{chunk}}.csv",
+    log:
+        f"{R}/logs/prune/seed{{seed}}/chunk{{chunk}}.log",
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
     params:
+        logic=LOGIC["prune"],
         data=slice_json("data"),
         model=slice_json("model"),
         prune=slice_json("prune"),
         device=config["device"],
         chunk=lambda wc: int(wc.chunk),
-    log:
-        f"{R}/logs/prune/seed{{seed}}/chunk{{chunk}}.log",
-    threads: config["threads"]
-    resources:
-        gpu=GPU,
     shell:
         "prunestudy prune-chunk --seed {wildcards.seed} --chunk {params.chunk} --data {params.data:q} "
         "--model {params.model:q} --prune {params.prune:q} --device {params.device} --threads {threads} "
@@ -30,6 +33,10 @@ rule trajectory:
         f"{R}/prune/seed{{seed}}/trajectory.csv",
     log:
         f"{R}/logs/trajectory/seed{{seed}}.log",
+    conda:
+        "../envs/prunestudy.yaml"
+    params:
+        logic=LOGIC["prune"],
     shell:
         "prunestudy trajectory {input:q} --out {output:q} > {log} 2>&1"
 
@@ -40,16 +47,19 @@ rule extract_arch:
     output:
         spec=f"{R}/arch/seed{{seed}}/budget{{budget}}/spec.json",
         metrics=f"{R}/arch/seed{{seed}}/budget{{budget}}/metrics.json",
+    log:
+        f"{R}/logs/extract/seed{{seed}}/budget{{budget}}.log",
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
     params:
+        logic=LOGIC["extract"],
         data=slice_json("data"),
         model=slice_json("model"),
         prune=slice_json("prune"),
         latency=slice_json("latency"),
         device=config["device"],
         out=subpath(output.spec, parent=True),
-    log:
-        f"{R}/logs/extract/seed{{seed}}/budget{{budget}}.log",
-    threads: config["threads"]
     shell:
         "prunestudy extract --seed {wildcards.seed} --budget {wildcards.budget} --data {params.data:q} "
         "--model {params.model:q} --prune {params.prune:q} --latency {params.latency:q} "

@@ -12,7 +12,15 @@ rule scratch:
         f"{R}/arch/seed{{seed}}/budget{{budget}}/spec.json",
     output:
         f"{R}/scratch/{{regime}}/budget{{budget}}/seed{{seed}}/metrics.json",
+    log:
+        f"{R}/logs/scratch/{{regime}}/budget{{budget}}/seed{{seed}}.log",
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
     params:
+        logic=LOGIC["train"],
         arm=lambda wc: f"scratch-{wc.regime}",
         data=slice_json("data"),
         model=slice_json("model"),
@@ -23,11 +31,6 @@ rule scratch:
         extra=lambda wc, input: f"--arch {input[0]} --member-of {wc.budget}",
         device=config["device"],
         out=subpath(output[0], parent=True),
-    log:
-        f"{R}/logs/scratch/{{regime}}/budget{{budget}}/seed{{seed}}.log",
-    threads: config["threads"]
-    resources:
-        gpu=GPU,
     shell:
         TRAIN_CMD
 
@@ -35,7 +38,17 @@ rule scratch:
 rule family:
     output:
         f"{R}/family/{{kind}}/{{member}}/seed{{seed}}/metrics.json",
+    log:
+        f"{R}/logs/family/{{kind}}/{{member}}/seed{{seed}}.log",
+    wildcard_constraints:
+        kind="width|bottleneck",
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
     params:
+        logic=LOGIC["train"],
         arm=lambda wc: wc.kind,
         data=slice_json("data"),
         model=slice_json("model"),
@@ -46,13 +59,6 @@ rule family:
         extra=lambda wc: f"--member {wc.member} --member-of {wc.member}",
         device=config["device"],
         out=subpath(output[0], parent=True),
-    log:
-        f"{R}/logs/family/{{kind}}/{{member}}/seed{{seed}}.log",
-    wildcard_constraints:
-        kind="width|bottleneck",
-    threads: config["threads"]
-    resources:
-        gpu=GPU,
     shell:
         TRAIN_CMD
 
@@ -62,7 +68,15 @@ rule scaled:
         SCALED_SOURCE,
     output:
         f"{R}/family/scaled/{{member}}/seed{{seed}}/metrics.json",
+    log:
+        f"{R}/logs/family/scaled/{{member}}/seed{{seed}}.log",
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
     params:
+        logic=LOGIC["train"],
         arm="scaled",
         data=slice_json("data"),
         model=slice_json("model"),
@@ -73,10 +87,5 @@ rule scaled:
         extra=lambda wc, input: f"--arch {input[0]} --member {wc.member} --member-of {wc.member}",
         device=config["device"],
         out=subpath(output[0], parent=True),
-    log:
-        f"{R}/logs/family/scaled/{{member}}/seed{{seed}}.log",
-    threads: config["threads"]
-    resources:
-        gpu=GPU,
     shell:
         TRAIN_CMD

@@ -1,0 +1,70 @@
+"""Collect every metrics.json into one tidy runs table: one row per trained network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from prunestudy.artifacts import read_json
+
+COLUMNS = (
+    "arm",
+    "seed",
+    "budget",
+    "member",
+    "spec_id",
+    "params",
+    "flops",
+    "macs",
+    "latency_ms",
+    "val_error",
+    "test_error",
+    "final_train_loss",
+    "epochs",
+    "wall_time_s",
+    "throughput_img_s",
+    "device",
+    "config_hash",
+    "git_commit",
+    "path",
+)
+
+
+def run_row(path: str | Path) -> dict:
+    m = read_json(path)
+    extra = m.get("extra", {})
+    scratch = m["arm"] in ("pruned", "scratch-E", "scratch-B")
+    member_of = extra.get("member_of")
+    return {
+        "arm": m["arm"],
+        "seed": m["seed"],
+        "budget": float(member_of) if scratch and member_of is not None else None,
+        "member": float(extra["member"]) if "member" in extra else None,
+        **{
+            k: m[k]
+            for k in (
+                "spec_id",
+                "params",
+                "flops",
+                "macs",
+                "latency_ms",
+                "val_error",
+                "test_error",
+                "final_train_loss",
+                "epochs",
+                "wall_time_s",
+                "throughput_img_s",
+                "device",
+                "config_hash",
+            )
+        },
+        "git_commit": m["versions"].get("git_commit", ""),
+        "path": str(path),
+    }
+
+
+def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
+    df = pd.DataFrame([run_row(p) for p in paths], columns=list(COLUMNS))
+    return df.sort_values(["arm", "budget", "member", "seed"], na_position="first").reset_index(drop=True)

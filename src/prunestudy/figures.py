@@ -1,0 +1,158 @@
+"""Figures of both papers, drawn with seaborn and saved as PNG and PDF.
+
+Every function returns a matplotlib Figure so that tests can inspect axes and artists without files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from prunestudy.stats import family_curves
+
+AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
+ARM_ORDER = ["pruned", "scratch-E", "scratch-B"]
+
+
+def save(fig: plt.Figure, stem: str | Path) -> None:
+    from prunestudy.artifacts import atomic_write_bytes
+
+    for ext in ("png", "pdf"):
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight")
+        atomic_write_bytes(Path(stem).with_suffix(f".{ext}"), buf.getvalue())
+    plt.close(fig)
+
+
+def _curve_key(df: pd.DataFrame) -> pd.Series:
+    return df["budget"].where(df["budget"].notna(), df["member"])
+
+
+def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
+    """Test error against ``x`` (log axis) for every arm: each network a dot, each member a mean +- std."""
+    curves = family_curves(runs)
+    curves = curves.assign(key=_curve_key(curves), test_error_pct=100 * curves["test_error"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    palette = dict(zip(sorted(curves["family"].unique()), sns.color_palette("colorblind"), strict=False))
+    sns.scatterplot(
+        data=curves, x=x, y="test_error_pct", hue="family", palette=palette, alpha=0.35, s=18, ax=ax, legend=False
+    )
+    summary = (
+        curves.groupby(["family", "key"])
+        .agg(x=(x, "mean"), err=("test_error_pct", "mean"), sd=("test_error_pct", "std"))
+        .reset_index()
+    )
+    for family, g in summary.groupby("family"):
+        g = g.sort_values("x")
+        ax.errorbar(
+            g["x"], g["err"], yerr=g["sd"].fillna(0), marker="o", ms=4, capsize=2, label=family, color=palette[family]
+        )
+    base = runs[runs["arm"] == "base"]
+    if len(base):
+        ax.scatter(base[x], 100 * base["test_error"], marker="*", s=120, color="black", label="base", zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS[x] + " (log scale)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"Test error against {AXIS_LABELS[x]}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def budget_arms(runs: pd.DataFrame) -> plt.Figure:
+    """Per budget: fine-tuned against Scratch-E against Scratch-B, every seed shown."""
+    sub = runs[runs["arm"].isin(ARM_ORDER)].assign(test_error_pct=lambda d: 100 * d["test_error"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.stripplot(
+        data=sub, x="budget", y="test_error_pct", hue="arm", hue_order=ARM_ORDER, dodge=True, ax=ax, size=5, alpha=0.7
+    )
+    sns.pointplot(
+        data=sub,
+        x="budget",
+        y="test_error_pct",
+        hue="arm",
+        hue_order=ARM_ORDER,
+        dodge=0.53,
+        linestyle="none",
+        markers="_",
+        errorbar=None,
+        ax=ax,
+        legend=False,
+        palette="dark:black",
+    )
+    ax.set_xlabel("parameter budget (fraction of base)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title("Fine-tuned vs Scratch-E vs Scratch-B on the same architectures")
+    return fig
+
+
+def _mids(specs: pd.DataFrame) -> np.ndarray:
+    return np.array([list(m) for m in specs["mids"]])
+
+
+def channel_profile(specs: pd.DataFrame) -> plt.Figure:
+    """Width per block against block index, one line per budget (one panel per pruning seed).
+
+    ``specs`` has columns seed, budget and mids (a sequence of ints per row).
+    """
+    seeds = sorted(specs["seed"].unique())
+    fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.8), squeeze=False, sharey=True)
+    colors = sns.color_palette("viridis", specs["budget"].nunique())
+    for ax, seed in zip(axes[0], seeds, strict=True):
+        for color, (budget, g) in zip(colors, specs[specs["seed"] == seed].groupby("budget"), strict=False):
+            ax.plot(
+                range(len(g["mids"].iloc[0])), g["mids"].iloc[0], marker="o", ms=3, color=color, label=f"{budget:g}"
+            )
+        ax.set_xlabel("block index")
+        ax.set_title(f"pruning seed {seed}")
+    axes[0][0].set_ylabel("channels (mid width)")
+    axes[0][-1].legend(title="budget", fontsize=7)
+    return fig
+
+
+def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]) -> plt.Figure:
+    """Remaining fraction of every block's channels along each trajectory (rows: blocks, columns: steps)."""
+    fig, axes = plt.subplots(
+        len(trajectories), 1, figsize=(8, 1.2 + 0.25 * len(initial) * len(trajectories)), squeeze=False
+    )
+    for ax, (seed, df) in zip(axes[:, 0], sorted(trajectories.items()), strict=True):
+        widths = np.array([[int(v) for v in m.split(";")] for m in df["mids"]]).T
+        frac = widths / np.maximum(np.array(initial)[:, None], 1)
+        im = ax.imshow(
+            frac,
+            aspect="auto",
+            cmap="magma",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+            extent=(df["step"].iloc[0] - 0.5, df["step"].iloc[-1] + 0.5, len(initial) - 0.5, -0.5),
+        )
+        ax.set_ylabel(f"block (seed {seed})")
+    axes[-1, 0].set_xlabel("prune step")
+    fig.colorbar(im, ax=axes[:, 0].tolist(), label="fraction of channels left")
+    return fig
+
+
+def consistency(specs: pd.DataFrame) -> plt.Figure:
+    """Across pruning seeds: mean +- std width per block at each budget, and the coefficient of variation."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = sns.color_palette("viridis", specs["budget"].nunique())
+    for color, (budget, g) in zip(colors, specs.groupby("budget"), strict=False):
+        w = _mids(g)
+        mean, sd = w.mean(0), w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
+        idx = np.arange(w.shape[1])
+        ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=f"{budget:g}")
+        cv = np.divide(sd, mean, out=np.zeros_like(mean, dtype=float), where=mean > 0)
+        ax2.plot(idx, cv, marker="o", ms=3, color=color, label=f"{budget:g}")
+    ax1.set(xlabel="block index", ylabel="channels, mean ± std over seeds", title="Width per block across seeds")
+    ax2.set(xlabel="block index", ylabel="coefficient of variation", title="Between-seed variation")
+    ax1.legend(title="budget", fontsize=7)
+    return fig

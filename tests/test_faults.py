@@ -1,0 +1,165 @@
+"""Fault tolerance on real processes: killed jobs resume, and concurrent runs cannot corrupt results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prunestudy.artifacts import load_checkpoint, read_json
+from tests.conftest import ROOT
+from tests.workflow_helpers import snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "study": "tiny",
+    "seeds": [1],
+    "model": {"depth": 10, "width": 1},
+    "train.epochs": 6,
+    "train.milestones": [4],
+    "prune.every": 4,
+    "prune.max_prunes": 40,
+    "prune.chunk": 20,
+    "prune.batch_size": 32,
+    "budgets": [0.6],
+    "families.width": [],
+    "families.bottleneck": [],
+    "families.scaled.targets": [],
+    "latency.repeats": 2,
+    "latency.warmup": 0,
+    "analysis.bootstrap_resamples": 100,
+}
+STUDY = "results/tiny"
+
+
+def _config(workdir: Path) -> Path:
+    return write_config(workdir / "tiny.yaml", **TINY)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    work = tmp_path_factory.mktemp("reference")
+    snakemake(work, _config(work))
+    return work
+
+
+def _results(work: Path) -> dict:
+    study = work / STUDY
+    base = read_json(study / "base/seed1/metrics.json")
+    traj = pd.read_csv(study / "prune/seed1/trajectory.csv").drop(columns="elapsed_s")
+    scratch = read_json(study / "scratch/B/budget0.6/seed1/metrics.json")
+    return {
+        "base": (base["val_error"], base["test_error"], [h["train_loss"] for h in base["extra"]["history"]]),
+        "trajectory": traj.to_dict("list"),
+        "scratch": (scratch["spec_id"], scratch["epochs"], scratch["test_error"]),
+    }
+
+
+def _start(work: Path, config: Path, *args: str) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_for(path: Path, key: str, at_least: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists():
+            try:
+                if load_checkpoint(path)[key] >= at_least:
+                    return
+            except Exception:  # the file is being replaced; look again
+                pass
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended before {path} reached {key}={at_least}:\n{proc.stdout.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {path}")
+
+
+def _kill_jobs(workdir: Path, pattern: str) -> int:
+    """SIGKILL the job processes running in ``workdir`` whose command line contains ``pattern``."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if pattern in cmd and "bash" not in cmd.split()[0] and os.readlink(proc / "cwd") == str(workdir):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
+def test_killed_training_job_and_killed_workflow_resume_to_identical_results(reference, tmp_path):
+    config = _config(tmp_path)
+    study = tmp_path / STUDY
+    # 1. SIGKILL the training job itself, mid-run: Snakemake sees a failed job and stops.
+    proc = _start(tmp_path, config)
+    resume = study / "base/seed1/resume.pt"
+    _wait_for(resume, "epoch", 2, proc)
+    assert _kill_jobs(tmp_path, "prunestudy train --arm base") >= 1
+    assert proc.wait(timeout=120) != 0
+    assert resume.exists(), "Snakemake's cleanup of the failed job must leave the resume state alone"
+    # 2. Run again until pruning is under way, then SIGKILL the whole Snakemake process group.
+    proc = _start(tmp_path, config)
+    chunk_resume = study / "prune/seed1/.resume/chunk000.pt"
+    _wait_for(chunk_resume, "step", 5, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(chunk_resume)["step"]
+    assert 5 <= killed_at < 20
+    # 3. Rerunning completes (incomplete outputs are redone; resume state survives) with the same results.
+    res = snakemake(tmp_path, config, "--rerun-incomplete")
+    assert res.returncode == 0
+    base_log = (study / "logs/train_base/seed1.log").read_text()
+    assert "resuming from epoch" in base_log
+    chunk_log = (study / "logs/prune/seed1/chunk000.log").read_text()
+    assert f"resuming chunk at step {killed_at}" in chunk_log
+    assert _results(tmp_path) == _results(reference)
+    assert not chunk_resume.exists() and not resume.exists()
+
+
+def test_concurrent_invocations_cannot_corrupt_results(reference, tmp_path):
+    config = _config(tmp_path)
+    first = _start(tmp_path, config)
+    _wait_for(tmp_path / STUDY / "base/seed1/resume.pt", "epoch", 1, first)
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+    assert first.wait(timeout=600) == 0, first.stdout.read()
+    assert _results(tmp_path) == _results(reference)

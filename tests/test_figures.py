@@ -1,0 +1,103 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunestudy import figures
+
+
+@pytest.fixture
+def runs():
+    rows = [
+        {
+            "arm": "base",
+            "seed": s,
+            "budget": None,
+            "member": None,
+            "params": 1e5,
+            "flops": 1e7,
+            "latency_ms": 2.0,
+            "test_error": 0.02,
+        }
+        for s in (1, 2)
+    ]
+    for s in (1, 2):
+        for b in (0.2, 0.5):
+            for arm, e in (("pruned", 0.05), ("scratch-E", 0.04), ("scratch-B", 0.035)):
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": s,
+                        "budget": b,
+                        "member": None,
+                        "params": b * 1e5 + s,
+                        "flops": b * 1e7,
+                        "latency_ms": 1 + b,
+                        "test_error": e + 0.01 * s,
+                    }
+                )
+        for arm in ("width", "bottleneck", "scaled"):
+            for m in (0.25, 0.5, 0.75):
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": s,
+                        "budget": None,
+                        "member": m,
+                        "params": m * 1e5,
+                        "flops": m * 1e7,
+                        "latency_ms": 1 + m,
+                        "test_error": 0.05 - 0.02 * m,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _non_empty(ax):
+    return len(ax.lines) + len(ax.collections) + len(ax.images) > 0
+
+
+@pytest.mark.parametrize("x", ["params", "flops", "latency_ms"])
+def test_error_vs(runs, x):
+    fig = figures.error_vs(runs, x)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "test error" in ax.get_ylabel() and _non_empty(ax)
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert {"base", "width", "bottleneck", "scaled", "pruned (tuned)", "pruned (scratch-E)"} <= labels
+    plt.close(fig)
+
+
+def test_budget_arms(runs):
+    fig = figures.budget_arms(runs)
+    ax = fig.axes[0]
+    assert "budget" in ax.get_xlabel() and _non_empty(ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.2", "0.5"]
+    plt.close(fig)
+
+
+def _specs():
+    return pd.DataFrame(
+        {"seed": [1, 1, 2, 2], "budget": [0.2, 0.5, 0.2, 0.5], "mids": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]]}
+    )
+
+
+def test_channel_profile_and_consistency():
+    fig = figures.channel_profile(_specs())
+    assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)
+    assert fig.axes[0].get_xlabel() == "block index"
+    plt.close(fig)
+    fig = figures.consistency(_specs())
+    ax1, ax2 = fig.axes
+    assert "mean ± std" in ax1.get_ylabel() and ax2.get_ylabel() == "coefficient of variation"
+    cv = ax2.lines[0].get_ydata()
+    assert cv[0] == pytest.approx(np.std([1, 2], ddof=1) / 1.5)
+    plt.close(fig)
+
+
+def test_trajectory_heatmap(tmp_path):
+    traj = pd.DataFrame({"step": [1, 2, 3], "mids": ["3;4", "2;4", "2;3"]})
+    fig = figures.trajectory_heatmap({1: traj}, [3, 4])
+    img = fig.axes[0].images[0].get_array()
+    assert img.shape == (2, 3) and img[0, 1] == pytest.approx(2 / 3)
+    figures.save(fig, tmp_path / "heat")
+    assert (tmp_path / "heat.png").stat().st_size > 1000 and (tmp_path / "heat.pdf").exists()

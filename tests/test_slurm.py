@@ -1,0 +1,43 @@
+"""A real SLURM run: a single-node cluster on localhost, the workflow submitted through the SLURM profile.
+
+Runs where the machine allows it (root, Debian's apt, the SLURM executor plugin installed); it installs
+and starts the daemons itself and stops them by their recorded process ids.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_faults import STUDY, TINY
+from tests.workflow_helpers import write_config
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"), reason="needs root and apt-get"),
+    pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                       reason="pip install -e '.[slurm]' for the SLURM executor plugin"),
+]
+
+
+def test_workflow_runs_to_completion_through_slurm(tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", **TINY)
+    env = {**os.environ, "PRUNESTUDY_SLURM_STATE": str(tmp_path / "slurm"), "PRUNESTUDY_SLURM_TIMEOUT": "900"}
+    res = subprocess.run(["bash", str(ROOT / "workflow/scripts/slurm_local.sh"), "run", "--directory",
+                          str(tmp_path), "--configfile", str(config)], capture_output=True, text=True, env=env,
+                         timeout=1200)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-6000:]
+    assert "cluster up" in out and "stopped" in out
+    assert "Finished jobid" in out or "steps (100%) done" in out
+    runs = pd.read_csv(tmp_path / STUDY / "runs.csv")
+    assert set(runs["arm"]) == {"base", "pruned", "scratch-E", "scratch-B"}
+    # the daemons are gone again
+    assert subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode != 0
+    assert (tmp_path / ".snakemake/slurm_logs").is_dir()

@@ -1,0 +1,112 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunestudy import stats
+from prunestudy.claims import claims_table, verdict
+
+
+def _arms(shift: float, n_seeds: int = 6, budgets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """Synthetic runs: scratch arms are ``shift`` lower in error than the tuned arm."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in budgets:
+        for s in range(n_seeds):
+            base = 0.05 + rng.normal(0, noise)
+            rows.append(
+                {"arm": "pruned", "seed": s, "budget": b, "member": None, "params": 1000 * b, "test_error": base}
+            )
+            for arm in ("scratch-E", "scratch-B"):
+                rows.append(
+                    {
+                        "arm": arm,
+                        "seed": s,
+                        "budget": b,
+                        "member": None,
+                        "params": 1000 * b,
+                        "test_error": base - shift + rng.normal(0, noise),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_identical_groups_are_not_called_different():
+    runs = _arms(shift=0.0)
+    table = stats.budget_table(runs)
+    assert (table["p_welch_holm"] > 0.05).all() and (table["p_mannwhitney_holm"] > 0.05).all()
+    paired = stats.paired_table(runs)
+    assert (paired["p_wilcoxon_holm"] > 0.05).all()
+
+
+def test_clearly_shifted_groups_are():
+    runs = _arms(shift=0.02)
+    table = stats.budget_table(runs)
+    tuned_vs = table[table["arm_a"] == "pruned"]
+    assert (tuned_vs["p_welch_holm"] < 0.01).all() and (tuned_vs["diff"] > 0.015).all()
+    assert (tuned_vs["hedges_g"] > 3).all()
+    paired = stats.paired_table(runs)
+    assert (paired["p_wilcoxon_holm"] < 0.01).all()
+    assert (paired["ci_low"] > 0.015).all() and (paired["ci_high"] < 0.025).all()
+
+
+def test_mean_ci_and_hedges_g_known_values():
+    m, sd, lo, hi = stats.mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert (m, sd) == (2.0, 1.0)
+    assert hi - m == pytest.approx(4.302652729911275 / np.sqrt(3)) == pytest.approx(m - lo)
+    assert stats.hedges_g(np.array([1.0, 2, 3]), np.array([1.0, 2, 3])) == 0
+    g = stats.hedges_g(np.array([2.0, 3, 4]), np.array([1.0, 2, 3]))
+    assert g == pytest.approx(1.0 * (1 - 3 / (4 * 6 - 9)))
+
+
+def test_holm_matches_hand_computation():
+    p = pd.Series([0.01, 0.04, 0.03, np.nan])
+    adj = stats.holm(p)
+    assert adj[0] == pytest.approx(0.03) and adj[2] == pytest.approx(0.06) and adj[1] == pytest.approx(0.06)
+    assert np.isnan(adj[3])
+
+
+def test_bootstrap_refuses_two_values():
+    assert all(np.isnan(stats.bootstrap_ci(np.array([0.1, 0.2]))))
+
+
+def _family(name_arm, params, errors, seeds=range(5), noise=0.001):
+    rng = np.random.default_rng(len(name_arm))
+    return [
+        {"arm": name_arm, "seed": s, "budget": None, "member": p, "params": p, "test_error": e + rng.normal(0, noise)}
+        for s in seeds
+        for p, e in zip(params, errors, strict=True)
+    ]
+
+
+def test_family_comparison_finds_the_better_curve_only_inside_the_shared_range():
+    params = [1e3, 3e3, 1e4, 3e4]
+    runs = pd.DataFrame(
+        _family("width", params, [0.10, 0.08, 0.06, 0.05])
+        + _family("bottleneck", [2e3, 5e4], [0.08, 0.04])
+        + _family("scaled", params, [0.12, 0.10, 0.08, 0.07])
+    )
+    interp, grid = stats.interpolate(stats.family_curves(runs), 4)
+    assert grid.min() == pytest.approx(2e3) and grid.max() == pytest.approx(3e4)
+    table = stats.family_table(runs, grid_points=4)
+    row = table[(table["family_a"] == "scaled") & (table["family_b"] == "width")].iloc[0]
+    assert row["mean_diff"] == pytest.approx(0.02, abs=0.002)
+    assert row["p_t_holm"] < 0.05 and row["ci_low"] > 0.015
+    assert set(interp["family"]) == {"width", "bottleneck", "scaled"}
+
+
+def test_verdict_rule():
+    assert verdict("beats", 0.01, 0.005, 0.001, 0.05, 0.005) == "supported"
+    assert verdict("beats", -0.01, -0.02, 0.001, 0.05, 0.005) == "contradicted"
+    assert verdict("beats", 0.01, -0.02, 0.3, 0.05, 0.005) == "inconclusive"
+    assert verdict("matches_or_beats", -0.001, -0.003, 0.3, 0.05, 0.005) == "supported"
+    assert verdict("matches_or_beats", -0.001, -0.03, 0.3, 0.05, 0.005) == "inconclusive"
+
+
+def test_claims_table_on_shifted_data_supports_liu():
+    paired = stats.paired_table(_arms(shift=0.02))
+    claims = claims_table(
+        paired, stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error", "budget", "member"]))
+    )
+    liu = claims.set_index("claim").loc[["liu-scratch-e", "liu-scratch-b"]]
+    assert (liu["verdict"] == "supported").all() and (liu["effect_pp"] > 1.5).all()
+    assert (claims.set_index("claim").loc["crowley-a-width", "verdict"]) == "inconclusive"

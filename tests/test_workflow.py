@@ -1,0 +1,145 @@
+"""End-to-end: the default workflow really runs, and a changed config reruns only what it touches."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.workflow_helpers import planned_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+STUDY = "results/digits"
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """One complete run of the embedded default config, shared by the tests below."""
+    work = tmp_path_factory.mktemp("default")
+    config = write_config(work / "config.yaml")
+    snakemake(work, config)
+    return work, config
+
+
+def test_default_run_produces_every_artefact(default_run):
+    work, config = default_run
+    cfg = yaml.safe_load(config.read_text())
+    study = work / STUDY
+    runs = pd.read_csv(study / "runs.csv")
+    n_seeds, n_budgets = len(cfg["seeds"]), len(cfg["budgets"])
+    fam = cfg["families"]
+    expected = {
+        "base": n_seeds,
+        "pruned": n_seeds * n_budgets,
+        "scratch-E": n_seeds * n_budgets,
+        "scratch-B": n_seeds * n_budgets,
+        "width": n_seeds * len(fam["width"]),
+        "bottleneck": n_seeds * len(fam["bottleneck"]),
+        "scaled": n_seeds * len(fam["scaled"]["targets"]),
+    }
+    assert runs["arm"].value_counts().to_dict() == expected
+    assert runs["test_error"].between(0, 1).all() and runs["latency_ms"].gt(0).all()
+    # quality of the default: >= 97% mean test accuracy for the base network
+    assert 1 - runs.loc[runs["arm"] == "base", "test_error"].mean() >= 0.97
+    # budgets reach down to 10% of base params, and each sampled step is at or under its budget
+    base_params = runs.loc[runs["arm"] == "base", "params"].iloc[0]
+    pruned = runs[runs["arm"] == "pruned"]
+    assert (pruned["params"] <= pruned["budget"] * base_params).all() and pruned["budget"].min() <= 0.1
+    # Scratch-B never trains fewer epochs than Scratch-E, and is capped at 2x
+    e = runs[runs["arm"] == "scratch-E"].set_index(["budget", "seed"])["epochs"]
+    b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])["epochs"]
+    assert (b >= e).all() and (b <= 2 * e).all()
+    scaled = [
+        json.loads(Path(p).read_text()) for p in runs.loc[runs["arm"] == "scaled", "path"].map(lambda p: work / p)
+    ]
+    assert all(abs(m["params"] - m["extra"]["target_params"]) <= 0.01 * m["extra"]["target_params"] for m in scaled)
+    for seed in cfg["seeds"]:
+        traj = pd.read_csv(study / f"prune/seed{seed}/trajectory.csv")
+        assert traj["step"].tolist() == list(range(1, cfg["prune"]["max_prunes"] + 1))
+        assert not (study / f"prune/seed{seed}/.resume").exists() or not any(
+            (study / f"prune/seed{seed}/.resume").iterdir()
+        )
+    for table in ("claims", "budget_stats", "paired", "families", "references"):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (study / f"tables/{table}.{ext}").stat().st_size > 0
+    claims = pd.read_csv(study / "tables/claims.csv")
+    assert len(claims) == 9 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    for fig in (
+        "error_vs_params",
+        "error_vs_flops",
+        "error_vs_latency",
+        "budget_arms",
+        "channel_profile",
+        "trajectory_heatmap",
+        "consistency",
+    ):
+        assert (study / f"figures/{fig}.png").stat().st_size > 5000 and (study / f"figures/{fig}.pdf").exists()
+    snakemake(work, config, "--report", str(work / "report.html"))
+    html = (work / "report.html").read_text()
+    assert html.count("trajectory_heatmap") >= 1 and "Verdict rule" in html
+
+
+def _rules(jobs) -> Counter:
+    return Counter(rule for rule, _ in jobs)
+
+
+def test_nothing_reruns_after_a_complete_run(default_run):
+    work, config = default_run
+    assert planned_jobs(work, config) == []
+
+
+def test_changing_a_statistics_option_reruns_only_the_analysis(default_run):
+    work, _ = default_run
+    jobs = planned_jobs(work, write_config(work / "alpha.yaml", **{"analysis.alpha": 0.01}))
+    assert _rules(jobs) == Counter({"compare": 1})
+
+
+def test_changing_an_unrelated_key_reruns_nothing(default_run):
+    work, _ = default_run
+    assert planned_jobs(work, write_config(work / "threads.yaml", threads=2)) == []
+
+
+def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_run):
+    work, config = default_run
+    seeds = yaml.safe_load(config.read_text())["seeds"]
+    new = max(seeds) + 1
+    jobs = planned_jobs(work, write_config(work / "seed.yaml", seeds=[*seeds, new]))
+    per_seed = [(r, wc) for r, wc in jobs if "seed" in wc]
+    assert per_seed and all(wc["seed"] == str(new) for _, wc in per_seed)
+    assert _rules(jobs)["train_base"] == 1
+    assert {r for r, wc in jobs if "seed" not in wc} == {"collect", "compare", "figures"}
+
+
+def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(default_run):
+    work, _ = default_run
+    jobs = planned_jobs(work, write_config(work / "scratch.yaml", **{"scratch_e.epochs": 12}))
+    assert set(_rules(jobs)) == {"scratch", "collect", "compare", "figures"}
+
+
+def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(default_run):
+    work, _ = default_run
+    jobs = planned_jobs(work, write_config(work / "prune.yaml", **{"prune.lr": 0.003}))
+    rules = set(_rules(jobs))
+    assert {"prune_chunk", "trajectory", "extract_arch", "scratch", "scaled", "collect", "compare"} <= rules
+    assert "train_base" not in rules and "family" not in rules
+
+
+def test_paper_config_dry_runs_without_cifar(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    jobs = planned_jobs(tmp_path, ROOT / "config/paper.yaml")
+    rules = _rules(jobs)
+    n_seeds = len(cfg["seeds"])
+    n_chunks = -(-cfg["prune"]["max_prunes"] // cfg["prune"]["chunk"])
+    assert rules["prune_chunk"] == n_seeds * n_chunks
+    assert rules["scratch"] == 2 * n_seeds * len(cfg["budgets"])
+    assert {wc["regime"] for r, wc in jobs if r == "scratch"} == {"E", "B"}
+    fam = cfg["families"]
+    assert rules["family"] == n_seeds * (len(fam["width"]) + len(fam["bottleneck"]))
+    assert rules["scaled"] == n_seeds * len(fam["scaled"]["targets"])
+    assert rules["train_base"] == n_seeds and rules["extract_arch"] == n_seeds * len(cfg["budgets"])
