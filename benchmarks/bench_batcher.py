@@ -43,17 +43,28 @@ def main() -> None:
     aug = Augment(pad=4, pad_mode="reflect", flip=True)
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
-    for epoch in range(3):
+    for _epoch in range(3):
         for idx in epoch_batches(n, args.batch, gen):
             augment_batch(data.normalize(data.train.x[idx]), aug, gen)
     ours = 3 * (n - n % args.batch) / (time.perf_counter() - t0)
 
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4, padding_mode="reflect"),
-                             transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-                             transforms.Normalize(data.mean, data.std)])
+    tf = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4, padding_mode="reflect"),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(data.mean, data.std),
+        ]
+    )
     ds = PilDataset(data.train.x.permute(0, 2, 3, 1).numpy(), data.train.y.numpy(), tf)
-    loader = DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, drop_last=True,
-                        persistent_workers=args.workers > 0)
+    loader = DataLoader(
+        ds,
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        drop_last=True,
+        persistent_workers=args.workers > 0,
+    )
     for _ in loader:  # start the workers
         break
     t0 = time.perf_counter()
@@ -61,9 +72,11 @@ def main() -> None:
         for _ in loader:
             pass
     theirs = 3 * (n - n % args.batch) / (time.perf_counter() - t0)
-    report(f"batches of {args.batch} CIFAR-shaped images with crop+flip+normalise, CPU",
-           [("in-memory batcher (img/s)", ours), (f"DataLoader, {args.workers} workers (img/s)", theirs)],
-           ("batcher / DataLoader", ours / theirs, ">= 10"))
+    report(
+        f"batches of {args.batch} CIFAR-shaped images with crop+flip+normalise, CPU",
+        [("in-memory batcher (img/s)", ours), (f"DataLoader, {args.workers} workers (img/s)", theirs)],
+        ("batcher / DataLoader", ours / theirs, ">= 10"),
+    )
 
 
 if __name__ == "__main__":

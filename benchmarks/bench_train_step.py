@@ -1,6 +1,6 @@
 """prunestudy's training step against a plain eager PyTorch loop, same model, batch and device.
 
-    python benchmarks/bench_train_step.py [--device cpu|cuda] [--batch 128] [--steps 20]
+python benchmarks/bench_train_step.py [--device cpu|cuda] [--batch 128] [--steps 20]
 """
 
 from __future__ import annotations
@@ -67,10 +67,15 @@ def main() -> None:
     t_ours = timed(ours(Augment()), args.steps)
     t_aug = timed(ours(Augment(pad=4, flip=True)), args.steps)
     b = args.batch
-    report(f"training step, WRN-{args.depth}-2, batch {b}, {rt.device}, {torch.get_num_threads()} threads",
-           [("plain eager loop (img/s)", b / t_plain), ("prunestudy train_step, no augmentation (img/s)", b / t_ours),
-            ("prunestudy train_step, crop+flip (img/s)", b / t_aug)],
-           ("prunestudy / plain, same work", t_plain / t_ours, ">= 1.0"))
+    report(
+        f"training step, WRN-{args.depth}-2, batch {b}, {rt.device}, {torch.get_num_threads()} threads",
+        [
+            ("plain eager loop (img/s)", b / t_plain),
+            ("prunestudy train_step, no augmentation (img/s)", b / t_ours),
+            ("prunestudy train_step, crop+flip (img/s)", b / t_aug),
+        ],
+        ("prunestudy / plain, same work", t_plain / t_ours, ">= 1.0"),
+    )
     print(f"  {'prunestudy with augmentation / plain':<44} {t_plain / t_aug:12.3f}")
 
 

@@ -30,8 +30,9 @@ def cifar_like(n: int = 5000, seed: int = 0) -> Dataset:
     y = torch.randint(0, 10, (n,), generator=g)
     i = DATASETS["cifar10"]
     split = Split(x, y)
-    return Dataset("cifar10", split, Split(x[:500], y[:500]), Split(x[:500], y[:500]), 10, 3, 32, i.pixel_max,
-                   i.mean, i.std)
+    return Dataset(
+        "cifar10", split, Split(x[:500], y[:500]), Split(x[:500], y[:500]), 10, 3, 32, i.pixel_max, i.mean, i.std
+    )
 
 
 def report(title: str, rows: list[tuple[str, float]], ratio: tuple[str, float, str]) -> None:

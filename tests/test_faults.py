@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pandas as pd
 import pytest
 
 from prunestudy.artifacts import load_checkpoint, read_json
-from tests.conftest import ROOT
-from tests.workflow_helpers import snakemake, write_config
+from tests.workflow_helpers import snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -62,22 +60,12 @@ def _results(work: Path) -> dict:
     }
 
 
-def _start(work: Path, config: Path, *args: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(config),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def _start(work: Path, config: Path) -> subprocess.Popen:
+    """Snakemake in the background, its output to a file (a pipe nobody reads could fill and block it)."""
+    log = open(work / f"snakemake-{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(snakemake_cmd(work, config), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = Path(log.name)
+    return proc
 
 
 def _wait_for(path: Path, key: str, at_least: int, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -90,7 +78,9 @@ def _wait_for(path: Path, key: str, at_least: int, proc: subprocess.Popen, timeo
             except Exception:  # the file is being replaced; look again
                 pass
         if proc.poll() is not None:
-            raise AssertionError(f"snakemake ended before {path} reached {key}={at_least}:\n{proc.stdout.read()}")
+            raise AssertionError(
+                f"snakemake ended before {path} reached {key}={at_least}:\n{proc.log_path.read_text()[-4000:]}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {path}")
 
@@ -127,7 +117,9 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
     proc.wait()
     killed_at = load_checkpoint(chunk_resume)["step"]
     assert 5 <= killed_at < 20
-    # 3. Rerunning completes (incomplete outputs are redone; resume state survives) with the same results.
+    # 3. Unlocking and rerunning completes (incomplete outputs are redone; resume state survives) with the
+    #    same results.
+    snakemake(tmp_path, config, "--unlock")  # a killed Snakemake leaves its lock behind
     res = snakemake(tmp_path, config, "--rerun-incomplete")
     assert res.returncode == 0
     base_log = (study / "logs/train_base/seed1.log").read_text()
@@ -142,24 +134,10 @@ def test_concurrent_invocations_cannot_corrupt_results(reference, tmp_path):
     config = _config(tmp_path)
     first = _start(tmp_path, config)
     _wait_for(tmp_path / STUDY / "base/seed1/resume.pt", "epoch", 1, first)
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(config),
-            "--cores",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-    assert first.wait(timeout=600) == 0, first.stdout.read()
+    second = subprocess.run(snakemake_cmd(tmp_path, config, cores=1), capture_output=True, text=True, timeout=300)
+    # Snakemake refuses the second run: by its lock, or earlier, by the outputs the first marked incomplete
+    refusal = second.stdout + second.stderr
+    assert second.returncode != 0 and ("cannot be locked" in refusal or "Incomplete files" in refusal)
+    assert "rule train_base" not in refusal
+    assert first.wait(timeout=600) == 0, first.log_path.read_text()[-4000:]
     assert _results(tmp_path) == _results(reference)

@@ -66,3 +66,16 @@ def test_flops_weight_prefers_channels_that_save_more():
         fewer[b] -= 1
         block_costs.append(spec.flops() - spec.with_mids(fewer).flops())
     assert choose_channel(sal, spec, flops_weight=1.0)[0] == max(range(3), key=block_costs.__getitem__)
+
+
+def test_capture_raises_no_warnings():
+    import warnings
+
+    model = tiny_spec().build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capture = FisherCapture(model)
+        F.cross_entropy(model(torch.randn(4, 1, 8, 8)), torch.tensor([0, 1, 2, 3])).backward()
+        capture.step()
+        capture.close()
+    assert set(capture.saliency()) == {0, 1, 2}

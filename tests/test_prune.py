@@ -188,3 +188,23 @@ def test_chunk_refuses_a_state_from_the_wrong_step(tiny_cfg, tmp_path):
     cfg, base_model = tiny_cfg
     res = cli(*_chunk_args(cfg, tmp_path, base_model, 1), check=False)
     assert res.returncode != 0 and "chunk 1 starts at 30" in res.stderr
+
+
+def test_parameter_floor_stops_the_trajectory(digits, tmp_path):
+    spec = tiny_spec(mids=(3, 2, 4))
+    floor = 0.75  # one channel of this net is 6-11% of its params, so this takes several steps
+    cfg = PruneConfig(every=2, max_prunes=9, chunk=9, lr=0.01, batch_size=32, param_floor=floor)
+    state = run_chunk(
+        _base_state(spec),
+        digits,
+        cfg,
+        Augment(),
+        Runtime.pick("cpu"),
+        seed=1,
+        base=spec,
+        end_step=9,
+        steps_dir=tmp_path / "steps",
+        resume_path=tmp_path / "resume.pt",
+    )
+    assert state.stopped.startswith("parameter floor")
+    assert state.rows[-1]["params"] <= floor * spec.param_count() < state.rows[-2]["params"]

@@ -21,17 +21,31 @@ from tests.workflow_helpers import write_config
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"), reason="needs root and apt-get"),
-    pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                       reason="pip install -e '.[slurm]' for the SLURM executor plugin"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+        reason="pip install -e '.[slurm]' for the SLURM executor plugin",
+    ),
 ]
 
 
 def test_workflow_runs_to_completion_through_slurm(tmp_path):
     config = write_config(tmp_path / "tiny.yaml", **TINY)
     env = {**os.environ, "PRUNESTUDY_SLURM_STATE": str(tmp_path / "slurm"), "PRUNESTUDY_SLURM_TIMEOUT": "900"}
-    res = subprocess.run(["bash", str(ROOT / "workflow/scripts/slurm_local.sh"), "run", "--directory",
-                          str(tmp_path), "--configfile", str(config)], capture_output=True, text=True, env=env,
-                         timeout=1200)
+    res = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "workflow/scripts/slurm_local.sh"),
+            "run",
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     assert "cluster up" in out and "stopped" in out

@@ -150,3 +150,20 @@ def test_metrics_json_is_self_describing(cfg, tmp_path):
     assert m["params"] == wrn(10, 1, in_channels=1, image_size=8).param_count()
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert json.loads(ckpt["spec"]) == m["spec"]
+
+
+def test_resume_state_from_another_config_is_ignored(digits, tmp_path, caplog):
+    spec, rt, path = tiny_spec(), Runtime.pick("cpu"), tmp_path / "resume.pt"
+    recipe = Recipe(epochs=2, batch_size=64, lr=0.05)
+    fit(spec, digits, recipe, Augment(), seed=1, rt=rt, resume_path=path, resume_key="a")
+    assert load_checkpoint(path)["epoch"] == 2
+    longer = Recipe(epochs=3, batch_size=64, lr=0.05)
+    with caplog.at_level("INFO", logger="prunestudy"):
+        fresh = fit(spec, digits, longer, Augment(), seed=1, rt=rt, resume_path=path, resume_key="b")
+    assert "different config" in caplog.text and "resuming" not in caplog.text
+    assert len(fresh.history) == 3
+    fit(spec, digits, recipe, Augment(), seed=1, rt=rt, resume_path=path, resume_key="a")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="prunestudy"):
+        resumed = fit(spec, digits, longer, Augment(), seed=1, rt=rt, resume_path=path, resume_key="a")
+    assert "resuming from epoch 2" in caplog.text and len(resumed.history) == 3

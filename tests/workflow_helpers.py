@@ -25,10 +25,9 @@ def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Pat
     return path
 
 
-def snakemake(
-    workdir: Path, config: Path, *args: str, check: bool = True, timeout: float = 1200, **kw
-) -> subprocess.CompletedProcess:
-    cmd = [
+def snakemake_cmd(workdir: Path, config: Path, *args: str, cores: int = 2) -> list[str]:
+    """The command line of the real workflow run in ``workdir`` with ``config``."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -39,10 +38,15 @@ def snakemake(
         "--configfile",
         str(config),
         "--cores",
-        "2",
+        str(cores),
         *args,
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def snakemake(
+    workdir: Path, config: Path, *args: str, check: bool = True, timeout: float = 1200, **kw
+) -> subprocess.CompletedProcess:
+    res = subprocess.run(snakemake_cmd(workdir, config, *args), capture_output=True, text=True, timeout=timeout, **kw)
     if check and res.returncode:
         raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res

@@ -81,6 +81,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         ) from err
 
 
+def load_resume(path: str | os.PathLike, key: str, map_location: Any = "cpu") -> dict | None:
+    """Resume state at ``path`` if it was written for the same job (``key``), else None.
+
+    A job killed and then rerun after a config change must start afresh rather than continue work
+    that was done for other settings.
+    """
+    import logging
+
+    if not Path(path).exists():
+        return None
+    state = load_checkpoint(path, map_location)
+    if state.get("resume_key", "") != key:
+        logging.getLogger("prunestudy").warning("ignoring %s: it was written for a different config", path)
+        return None
+    return state
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     """Code and package versions for provenance; the git commit when run from a checkout."""

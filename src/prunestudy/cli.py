@@ -97,12 +97,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     data = _load_data(args.data, rt)
     run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
-    result = fit(p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=out / "resume.pt")
+    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
+    key = config_hash({**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict()})
+    result = fit(
+        p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=out / "resume.pt", resume_key=key
+    )
     latency = measure_latency(
         result.model, p.spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
     )
     save_checkpoint(out / "model.pt", {"spec": p.spec.to_json(), "state": result.model.state_dict()})
-    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
     RunRecord.for_spec(
         p.spec,
         arm=args.arm,
@@ -165,6 +168,14 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             end_step=end,
             steps_dir=work / "steps",
             resume_path=resume,
+            resume_key=config_hash(
+                {
+                    **_slices(args, ("data", "model", "prune")),
+                    "seed": args.seed,
+                    "chunk": args.chunk,
+                    "from": [state.spec.spec_id, state.step],
+                }
+            ),
         )
     _write_csv(state.rows, args.out_rows, ROW_FIELDS)
     state.save(out_state)

@@ -9,11 +9,8 @@ import pandas as pd
 
 from prunestudy.artifacts import read_json
 
-COLUMNS = (
-    "arm",
-    "seed",
-    "budget",
-    "member",
+# copied verbatim from each metrics.json
+COPIED = (
     "spec_id",
     "params",
     "flops",
@@ -27,9 +24,8 @@ COLUMNS = (
     "throughput_img_s",
     "device",
     "config_hash",
-    "git_commit",
-    "path",
 )
+COLUMNS = ("arm", "seed", "budget", "member", *COPIED, "git_commit", "path")
 
 
 def run_row(path: str | Path) -> dict:
@@ -42,24 +38,7 @@ def run_row(path: str | Path) -> dict:
         "seed": m["seed"],
         "budget": float(member_of) if scratch and member_of is not None else None,
         "member": float(extra["member"]) if "member" in extra else None,
-        **{
-            k: m[k]
-            for k in (
-                "spec_id",
-                "params",
-                "flops",
-                "macs",
-                "latency_ms",
-                "val_error",
-                "test_error",
-                "final_train_loss",
-                "epochs",
-                "wall_time_s",
-                "throughput_img_s",
-                "device",
-                "config_hash",
-            )
-        },
+        **{k: m[k] for k in COPIED},
         "git_commit": m["versions"].get("git_commit", ""),
         "path": str(path),
     }

@@ -14,12 +14,12 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from prunestudy.artifacts import load_checkpoint, save_checkpoint
+from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset
 from prunestudy.fisher import FisherCapture, choose_channel
 from prunestudy.spec import ArchSpec
@@ -90,6 +90,7 @@ class PruneState:
     stopped: str = ""
     elapsed_s: float = 0.0
     rows: list[dict] = field(default_factory=list)
+    resume_key: str = ""
 
     def save(self, path: str | os.PathLike) -> None:
         d = asdict(self)
@@ -98,7 +99,10 @@ class PruneState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PruneState:
-        d = load_checkpoint(path)
+        return cls.from_payload(load_checkpoint(path))
+
+    @classmethod
+    def from_payload(cls, d: dict) -> PruneState:
         if "weights" not in d:  # a trained base model: start a fresh trajectory
             return cls(ArchSpec.from_json(d["spec"]), d["state"], {})
         d["spec"] = ArchSpec.from_json(d["spec"])
@@ -133,7 +137,7 @@ def prune_step(
     spec, weights = remove_channel(state.spec, weights, block, channel)
     _, momentum = remove_channel(state.spec, momentum_by_name(model, opt), block, channel)
     return (
-        PruneState(spec, weights, momentum, state.step + 1, "", state.elapsed_s, state.rows),
+        replace(state, spec=spec, weights=weights, momentum=momentum, step=state.step + 1),
         train_loss,
         (block, channel, score),
     )
@@ -151,16 +155,20 @@ def run_chunk(
     end_step: int,
     steps_dir: Path,
     resume_path: Path,
+    resume_key: str = "",
 ) -> PruneState:
     """Advance ``state`` to ``end_step`` (or until it stops), checkpointing every step.
 
-    ``resume_path`` is rewritten after every step; a killed chunk restarts from it.
+    ``resume_path`` is rewritten after every step; a killed chunk restarts from it, provided it was
+    written with the same ``resume_key`` (the job's config hash).
     """
-    if resume_path.exists():
-        state = PruneState.load(resume_path)
+    resumed = load_resume(resume_path, resume_key)
+    if resumed:
+        state = PruneState.from_payload(resumed)
         log.info("resuming chunk at step %d (%s)", state.step, resume_path)
     else:
         state.rows = []  # rows belong to the chunk that made them
+    state.resume_key = resume_key
     base_params, base_flops = base.param_count(), base.flops()
     start = state.step
     bar = None

@@ -16,13 +16,12 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunestudy.artifacts import load_checkpoint, save_checkpoint
+from prunestudy.artifacts import load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset, Split, augment_batch, epoch_batches
 from prunestudy.spec import ArchSpec
 
@@ -187,8 +186,11 @@ def fit(
     seed: int,
     rt: Runtime,
     resume_path: str | os.PathLike | None = None,
+    resume_key: str = "",
 ) -> FitResult:
     """Train ``spec`` from a seeded init, saving resume state after every epoch.
+
+    Resume state is used only if it carries the same ``resume_key`` (the job's config hash).
 
     The test split is evaluated once, after the final epoch; per-epoch selection signals use the
     validation split only.
@@ -197,8 +199,8 @@ def fit(
     model = rt.prepare(spec.build())
     opt = make_optimizer(model, recipe)
     start, history, elapsed = 0, [], 0.0
-    if resume_path and Path(resume_path).exists():
-        state = load_checkpoint(resume_path, map_location=rt.device)
+    state = load_resume(resume_path, resume_key, rt.device) if resume_path else None
+    if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         start, history, elapsed = state["epoch"], state["history"], state["elapsed"]
@@ -251,6 +253,7 @@ def fit(
                     "optim": opt.state_dict(),
                     "history": history,
                     "elapsed": elapsed,
+                    "resume_key": resume_key,
                 },
             )
     if bar:

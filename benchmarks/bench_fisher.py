@@ -1,0 +1,57 @@
+"""A fine-tuning step with Fisher saliency capture against the same step without it.
+
+python benchmarks/bench_fisher.py [--device cpu|cuda] [--batch 128] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from benchmarks.common import cifar_like, report, timed
+from prunestudy.data import Augment
+from prunestudy.fisher import FisherCapture
+from prunestudy.spec import wrn
+from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--depth", type=int, default=40)
+    args = p.parse_args()
+    rt = Runtime.pick(args.device)
+    data = cifar_like().to(rt.device)
+    torch.manual_seed(0)
+    model = rt.prepare(wrn(args.depth, 2).build()).train()
+    opt = make_optimizer(model, Recipe(epochs=1, batch_size=args.batch, lr=8e-4))
+    gen = torch.Generator().manual_seed(0)
+    aug = Augment(pad=4, flip=True)
+
+    def step(capture: FisherCapture | None = None):
+        idx = torch.randint(0, len(data.train), (args.batch,), generator=gen).to(rt.device)
+        train_step(model, opt, data, rt, idx, aug, gen)
+        if capture:
+            capture.step()
+        if rt.cuda:
+            torch.cuda.synchronize()
+
+    results = {}
+    for _round in range(2):  # interleave, to spread drift of the machine over both
+        results.setdefault("plain", []).append(timed(step, args.steps))
+        capture = FisherCapture(model)
+        results.setdefault("capture", []).append(timed(lambda c=capture: step(c), args.steps))
+        capture.close()
+    plain, capt = min(results["plain"]), min(results["capture"])
+    report(
+        f"fine-tuning step, WRN-{args.depth}-2, batch {args.batch}, {rt.device}",
+        [("without capture (img/s)", args.batch / plain), ("with Fisher capture (img/s)", args.batch / capt)],
+        ("time with capture / without", capt / plain, "<= 1.10"),
+    )
+
+
+if __name__ == "__main__":
+    main()
