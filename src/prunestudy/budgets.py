@@ -44,13 +44,14 @@ def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[A
             raise ValueError(f"cannot scale {source.spec_id} up to {target} params")
     best = (math.inf, source, 1.0)
     for _ in range(60):
-        mid = (lo + hi) / 2
-        spec = source.scaled(mid)
-        n = spec.param_count()
-        best = min(best, (abs(n - target), spec, mid), key=lambda t: t[0])
-        if abs(n - target) <= tol * target and abs(n - target) == best[0]:
+        factor = (lo + hi) / 2
+        spec = source.scaled(factor)
+        gap = abs(spec.param_count() - target)
+        if gap < best[0]:
+            best = (gap, spec, factor)
+        if gap <= tol * target:
             break
-        lo, hi = (mid, hi) if n < target else (lo, mid)
+        lo, hi = (factor, hi) if spec.param_count() < target else (lo, factor)
     gap, spec, factor = best
     if gap > tol * target:
         raise ValueError(

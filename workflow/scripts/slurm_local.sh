@@ -9,10 +9,13 @@
 # Needs root and Debian's packages (apt). Follows ../shared/SLURM-NOTES.md: no cgroups, no accounting,
 # node memory advertised at 90% of what slurmd detects, MinJobAge long enough for squeue status checks.
 set -euo pipefail
-STATE=${PRUNESTUDY_SLURM_STATE:-/tmp/prunestudy-slurm}
+STATE=/run/prunestudy-slurm  # the daemons are machine-wide, so is their record
 PIDS=$STATE/pids
 
 log() { echo "[slurm_local] $*" >&2; }
+
+# live (non-zombie) daemons: a sandbox without an init process may never reap the ones we killed
+running() { ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 ~ /^(munged|slurmctld|slurmd)$/ {print $2}'; }
 
 install() {
   if command -v slurmctld >/dev/null && command -v munged >/dev/null; then return; fi
@@ -64,6 +67,9 @@ start() {
   install
   mkdir -p "$STATE"
   if [ -s "$PIDS" ]; then log "already started (pids in $PIDS)"; return; fi
+  if [ -n "$(running)" ]; then
+    log "munged/slurmctld/slurmd already run here, not started by this script: stop them first"; exit 1
+  fi
   mkdir -p /run/munge && chown munge:munge /run/munge
   [ -s /etc/munge/munge.key ] || (mungekey --create 2>/dev/null || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null)
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
