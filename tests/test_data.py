@@ -97,3 +97,19 @@ def test_missing_cifar_says_where_to_put_it(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(DataError, match="unknown dataset"):
         data_mod.load("imagenet")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "replicate"])
+def test_gather_crop_equals_a_window_of_the_padded_image(mode):
+    x = torch.randint(0, 256, (16, 3, 6, 6), dtype=torch.uint8)
+    out = augment_batch(x, Augment(pad=2, pad_mode=mode, flip=True), torch.Generator().manual_seed(3))
+    assert out.dtype == torch.uint8
+    flips = 0
+    for i in range(len(x)):
+        padded = torch.nn.functional.pad(x[i : i + 1].float(), (2, 2, 2, 2), mode=mode)[0].to(torch.uint8)
+        windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
+        plain = any(torch.equal(out[i], win) for win in windows)
+        mirrored = any(torch.equal(out[i], win.flip(2)) for win in windows)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 0 < flips < len(x)

