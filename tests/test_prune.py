@@ -180,7 +180,8 @@ def test_sigkill_mid_chunk_resumes_to_the_same_trajectory(tiny_cfg, tmp_path):
     assert not resume.exists()
     last = load_checkpoint(work / "steps" / b["checkpoint"].iloc[-1])
     assert torch.equal(
-        last["state"]["fc.weight"], load_checkpoint(ref / "steps" / a["checkpoint"].iloc[-1])["state"]["fc.weight"]
+        last["state"]["head.fc.weight"],
+        load_checkpoint(ref / "steps" / a["checkpoint"].iloc[-1])["state"]["head.fc.weight"],
     )
 
 

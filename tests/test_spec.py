@@ -64,3 +64,21 @@ def test_invalid_specs_are_refused(bad):
     kw = dict(depth=10, widths=(4, 6, 8, 10), mids=(1, 2, 3))
     with pytest.raises(ValueError):
         ArchSpec(**{**kw, **bad})
+
+
+def test_counts_by_parts_equal_a_whole_network_count():
+    import random
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rng = random.Random(0)
+    base = wrn(16, 2, in_channels=1, image_size=8)
+    for _ in range(5):
+        spec = base.with_mids([rng.randint(0, m) for m in base.mids])
+        with torch.device("meta"):
+            model, x = spec.build(), torch.empty(1, 1, 8, 8)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(x)
+        assert spec.flops() == counter.get_total_flops()
+        assert spec.param_count() == sum(p.numel() for p in model.parameters())

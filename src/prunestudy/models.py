@@ -50,14 +50,29 @@ class Block(nn.Module):
         return skip + self.conv2(h)
 
 
+class Head(nn.Module):
+    """Final BN-ReLU, global average pool and the classifier."""
+
+    def __init__(self, width: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(width)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(x)), 1).flatten(1))
+
+
+def stem_conv(in_channels: int, width: int) -> nn.Conv2d:
+    return _conv(in_channels, width, 3)
+
+
 class WideResNet(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec
-        self.stem = _conv(spec.in_channels, spec.widths[0], 3)
+        self.stem = stem_conv(spec.in_channels, spec.widths[0])
         self.blocks = nn.ModuleList(Block(b) for b in spec.blocks)
-        self.bn = nn.BatchNorm2d(spec.widths[3])
-        self.fc = nn.Linear(spec.widths[3], spec.num_classes)
+        self.head = Head(spec.widths[3], spec.num_classes)
         self._init()
 
     def _init(self) -> None:
@@ -78,6 +93,4 @@ class WideResNet(nn.Module):
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)
-        x = F.relu(self.bn(x))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
+        return self.head(x)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset
@@ -116,11 +117,18 @@ def _step_batches(n: int, every: int, batch_size: int, gen: torch.Generator) -> 
 
 
 def prune_step(
-    state: PruneState, data: Dataset, cfg: PruneConfig, aug: Augment, rt: Runtime, seed: int, base_flops: int
-) -> tuple[PruneState, float, tuple[int, int, float]]:
-    """Fine-tune ``cfg.every`` minibatches with saliency capture, then remove one channel."""
-    model = materialise(state.spec, state.weights, rt.device)
-    model = rt.prepare(model).train()
+    state: PruneState,
+    model: nn.Module,
+    data: Dataset,
+    cfg: PruneConfig,
+    aug: Augment,
+    rt: Runtime,
+    seed: int,
+    base_flops: int,
+) -> tuple[PruneState, nn.Module, float, tuple[int, int, float]]:
+    """Fine-tune ``model`` (the network of ``state``) for ``cfg.every`` minibatches with saliency capture,
+    then remove one channel; returns the new state and the smaller network built from it."""
+    model.train()
     opt = make_optimizer(model, cfg.recipe)
     load_momentum(model, opt, state.momentum)
     capture = FisherCapture(model)
@@ -136,11 +144,9 @@ def prune_step(
     weights = {k: v.detach() for k, v in model.state_dict().items()}
     spec, weights = remove_channel(state.spec, weights, block, channel)
     _, momentum = remove_channel(state.spec, momentum_by_name(model, opt), block, channel)
-    return (
-        replace(state, spec=spec, weights=weights, momentum=momentum, step=state.step + 1),
-        train_loss,
-        (block, channel, score),
-    )
+    smaller = rt.prepare(materialise(spec, weights, rt.device))
+    new_state = replace(state, spec=spec, weights=weights, momentum=momentum, step=state.step + 1)
+    return new_state, smaller, train_loss, (block, channel, score)
 
 
 def run_chunk(
@@ -176,10 +182,12 @@ def run_chunk(
         from tqdm import tqdm
 
         bar = tqdm(total=end_step - start, unit="prune", leave=False)
+    model = rt.prepare(materialise(state.spec, state.weights, rt.device))
     while state.step < end_step and not state.stopped:
         t0 = time.perf_counter()
-        state, train_loss, (block, channel, score) = prune_step(state, data, cfg, aug, rt, seed, base_flops)
-        model = rt.prepare(materialise(state.spec, state.weights, rt.device))
+        state, model, train_loss, (block, channel, score) = prune_step(
+            state, model, data, cfg, aug, rt, seed, base_flops
+        )
         val_error = evaluate(model, data, data.val, rt)
         test_error = evaluate(model, data, data.test, rt)
         ckpt = steps_dir / f"step{state.step:05d}.pt"

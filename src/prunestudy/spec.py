@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 
 @dataclass(frozen=True)
@@ -160,15 +160,40 @@ def wrn(
 
 @lru_cache(maxsize=4096)
 def _counts(spec: ArchSpec) -> tuple[int, int]:
-    """Build on the meta device so counting costs no memory and no arithmetic."""
+    """(params, FLOPs) summed over the network's parts, each counted on its own module.
+
+    A prune step changes one block, so caching per part means a new spec costs one small count
+    instead of a whole-network pass (tests check the sum against the whole network).
+    """
+    size = spec.image_size
+    parts = [_part("stem", spec.in_channels, spec.widths[0], size)]
+    for b in spec.blocks:
+        parts.append(_part("block", b.in_ch, b.mid, b.out_ch, b.stride, size))
+        size = (size - 1) // b.stride + 1
+    parts.append(_part("head", spec.widths[3], spec.num_classes, size))
+    return sum(p for p, _ in parts), sum(f for _, f in parts)
+
+
+@cache
+def _part(kind: str, *dims: int) -> tuple[int, int]:
+    """Learnable params and forward FLOPs of one part, built on the meta device and counted by
+    ``torch.utils.flop_counter`` (so nothing here re-derives the arithmetic of a layer)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from prunestudy.models import Block, Head, stem_conv
+
     with torch.device("meta"):
-        model = spec.build()
-        x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size)
-    params = sum(p.numel() for p in model.parameters())
+        if kind == "stem":
+            cin, cout, size = dims
+            module, x = stem_conv(cin, cout), torch.empty(1, cin, size, size)
+        elif kind == "block":
+            cin, mid, cout, stride, size = dims
+            module, x = Block(BlockSpec(0, 0, cin, mid, cout, stride)), torch.empty(1, cin, size, size)
+        else:
+            width, classes, size = dims
+            module, x = Head(width, classes), torch.empty(1, width, size, size)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(x)
-    return params, int(counter.get_total_flops())
+        module(x)
+    return sum(p.numel() for p in module.parameters()), int(counter.get_total_flops())
