@@ -52,9 +52,10 @@ def holm(p: pd.Series) -> pd.Series:
 
 
 def _two_sample(a: np.ndarray, b: np.ndarray) -> dict:
+    """Welch's t and Mann-Whitney U p-values and Hedges' g; a test that cannot run gives nan."""
     if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        welch = float("nan") if not (len(a) >= 1 and len(b) >= 1 and a.mean() == b.mean()) else 1.0
-        mwu = float("nan")
+        identical = len(a) > 0 and len(b) > 0 and np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]
+        welch, mwu = (1.0 if identical else float("nan")), float("nan")
     else:
         welch = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
         mwu = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
