@@ -23,15 +23,24 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def cifar_like(n: int = 5000, seed: int = 0) -> Dataset:
+def cifar_like(n: int = 5000, seed: int = 0, image_size: int = 32) -> Dataset:
     """Random uint8 images with CIFAR-10's shape and statistics metadata (no download needed)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    x = torch.randint(0, 256, (n, 3, image_size, image_size), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
     i = DATASETS["cifar10"]
     split = Split(x, y)
     return Dataset(
-        "cifar10", split, Split(x[:500], y[:500]), Split(x[:500], y[:500]), 10, 3, 32, i.pixel_max, i.mean, i.std
+        "cifar10",
+        split,
+        Split(x[:500], y[:500]),
+        Split(x[:500], y[:500]),
+        10,
+        3,
+        image_size,
+        i.pixel_max,
+        i.mean,
+        i.std,
     )
 
 

@@ -108,6 +108,38 @@ def test_chunked_run_equals_one_long_run(digits, tmp_path):
     assert [[r[k] for k in keys] for r in whole.rows] == [[r[k] for k in keys] for r in first.rows + second.rows]
 
 
+def test_resume_takes_weights_from_the_step_checkpoint_and_ignores_a_mismatched_one(digits, tmp_path, caplog):
+    spec = tiny_spec(mids=(3, 2, 4))
+    rt = Runtime.pick("cpu")
+
+    def run(end_step, folder):
+        return run_chunk(
+            _base_state(spec),
+            digits,
+            CFG,
+            Augment(),
+            rt,
+            seed=3,
+            base=spec,
+            end_step=end_step,
+            steps_dir=tmp_path / folder,
+            resume_path=tmp_path / f"{folder}.pt",
+            resume_key="k",
+        )
+
+    whole = run(5, "whole")
+    run(3, "split")  # leaves its resume state at step 3, as a killed job would
+    assert "weights" not in load_checkpoint(tmp_path / "split.pt")
+    resumed = run(5, "split")
+    assert [r["spec_id"] for r in resumed.rows] == [r["spec_id"] for r in whole.rows]
+    assert [r["test_error"] for r in resumed.rows] == [r["test_error"] for r in whole.rows]
+
+    save_checkpoint(tmp_path / "split/step00005.pt", load_checkpoint(tmp_path / "split/step00004.pt"))
+    again = run(5, "split")  # the resume state names step 5, whose checkpoint is now step 4's
+    assert "no longer matches" in caplog.text
+    assert [r["spec_id"] for r in again.rows] == [r["spec_id"] for r in whole.rows]
+
+
 def _chunk_args(cfg, work, base_model, chunk):
     return [
         "prune-chunk",

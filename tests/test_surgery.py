@@ -1,6 +1,7 @@
 import torch
+import torch.nn.functional as F
 
-from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channel
+from prunestudy.surgery import load_momentum, materialise, momentum_by_name, rebuild_block, remove_channel
 from prunestudy.train import Recipe, make_optimizer
 from tests.conftest import tiny_spec
 
@@ -38,7 +39,7 @@ def test_block_pruned_to_zero_becomes_its_shortcut():
     block = net.blocks[2]
     assert not block.has_branch and block.projects
     x = torch.randn(3, 8, 4, 4)  # what block 2 sees: stage-2 width, after the stride
-    expected = block.shortcut(torch.relu(block.bn1(x)))
+    expected = F.conv2d(torch.relu(block.bn1(x)), block.shortcut.weight, stride=2)  # the 1x1 projection
     torch.testing.assert_close(block(x), expected)
     assert net(torch.randn(2, 1, 8, 8)).isfinite().all()
 
@@ -73,3 +74,15 @@ def test_momentum_buffers_are_sliced_with_the_weights():
     opt2 = make_optimizer(net, Recipe(epochs=1, batch_size=2, lr=0.1))
     load_momentum(net, opt2, new_mom)
     assert torch.equal(opt2.state[net.blocks[2].conv2.weight]["momentum_buffer"], new_mom["blocks.2.conv2.weight"])
+
+
+def test_rebuilding_only_the_pruned_block_equals_a_full_rebuild():
+    spec = tiny_spec(mids=(2, 3, 1))
+    model = _trained_state(spec)
+    x = torch.randn(5, 1, 8, 8)
+    for block, channel in [(1, 0), (2, 0), (0, 1)]:  # block 2 empties: its shortcut remains
+        state = model.state_dict()
+        spec, state = remove_channel(spec, state, block, channel)
+        model = rebuild_block(model, spec, state, block).eval()
+        assert model.state_dict().keys() == spec.build().state_dict().keys()
+        torch.testing.assert_close(model(x), materialise(spec, state).eval()(x), atol=0, rtol=0)

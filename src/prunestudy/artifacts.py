@@ -9,28 +9,31 @@ run code when unpickled is refused.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class UnsafeCheckpointError(RuntimeError):
     """A checkpoint that holds more than tensors and plain data."""
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only once the block completes, flushed to disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -40,7 +43,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+    with atomic_file(path) as f:
+        f.write(text.encode())
 
 
 def canonical_json(obj: Any) -> str:
@@ -63,9 +67,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Save a dict of tensors, plain numbers, strings, lists and dicts."""
     import torch
 
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_file(path) as f:  # streamed: no in-memory copy of a large checkpoint
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

@@ -22,14 +22,11 @@ ARM_ORDER = ["pruned", "scratch-E", "scratch-B"]
 
 
 def save(fig: plt.Figure, stem: str | Path) -> None:
-    from prunestudy.artifacts import atomic_write_bytes
+    from prunestudy.artifacts import atomic_file
 
     for ext in ("png", "pdf"):
-        import io
-
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight")
-        atomic_write_bytes(Path(stem).with_suffix(f".{ext}"), buf.getvalue())
+        with atomic_file(Path(stem).with_suffix(f".{ext}")) as f:
+            fig.savefig(f, format=ext, dpi=150, bbox_inches="tight")
     plt.close(fig)
 
 

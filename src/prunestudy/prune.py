@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset
 from prunestudy.fisher import FisherCapture, choose_channel
 from prunestudy.spec import ArchSpec
-from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channel
+from prunestudy.surgery import load_momentum, materialise, momentum_by_name, rebuild_block, remove_channel
 from prunestudy.train import Recipe, Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
 
 log = logging.getLogger("prunestudy")
@@ -93,10 +93,14 @@ class PruneState:
     rows: list[dict] = field(default_factory=list)
     resume_key: str = ""
 
-    def save(self, path: str | os.PathLike) -> None:
-        d = asdict(self)
+    def payload(self, with_weights: bool = True) -> dict:
+        """Plain data for :func:`save_checkpoint` (no deep copy of the tensors, unlike ``asdict``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if with_weights or f.name != "weights"}
         d["spec"] = self.spec.to_json()
-        save_checkpoint(path, d)
+        return d
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_checkpoint(path, self.payload())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PruneState:
@@ -116,6 +120,18 @@ def _step_batches(n: int, every: int, batch_size: int, gen: torch.Generator) -> 
     return list(order[: every * batch_size].split(batch_size))
 
 
+def _load_resume(path: Path, key: str, steps_dir: Path) -> PruneState | None:
+    resumed = load_resume(path, key)
+    if not resumed:
+        return None
+    ckpt_path = steps_dir / resumed.pop("checkpoint")
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else {}
+    if ckpt.get("step") != resumed["step"] or ckpt.get("spec") != resumed["spec"]:
+        log.warning("ignoring %s: its step checkpoint no longer matches it", path)
+        return None
+    return PruneState.from_payload({**resumed, "weights": ckpt["state"]})
+
+
 def prune_step(
     state: PruneState,
     model: nn.Module,
@@ -127,7 +143,8 @@ def prune_step(
     base_flops: int,
 ) -> tuple[PruneState, nn.Module, float, tuple[int, int, float]]:
     """Fine-tune ``model`` (the network of ``state``) for ``cfg.every`` minibatches with saliency capture,
-    then remove one channel; returns the new state and the smaller network built from it."""
+    then remove one channel; returns the new state and the smaller network (``model``, with the pruned
+    block rebuilt from the new spec)."""
     model.train()
     opt = make_optimizer(model, cfg.recipe)
     load_momentum(model, opt, state.momentum)
@@ -144,7 +161,7 @@ def prune_step(
     weights = {k: v.detach() for k, v in model.state_dict().items()}
     spec, weights = remove_channel(state.spec, weights, block, channel)
     _, momentum = remove_channel(state.spec, momentum_by_name(model, opt), block, channel)
-    smaller = rt.prepare(materialise(spec, weights, rt.device))
+    smaller = rt.prepare(rebuild_block(model, spec, weights, block))
     new_state = replace(state, spec=spec, weights=weights, momentum=momentum, step=state.step + 1)
     return new_state, smaller, train_loss, (block, channel, score)
 
@@ -165,12 +182,13 @@ def run_chunk(
 ) -> PruneState:
     """Advance ``state`` to ``end_step`` (or until it stops), checkpointing every step.
 
-    ``resume_path`` is rewritten after every step; a killed chunk restarts from it, provided it was
-    written with the same ``resume_key`` (the job's config hash).
+    ``resume_path`` is rewritten after every step with everything but the weights, which are the
+    step's checkpoint; a killed chunk restarts from it, provided it was written with the same
+    ``resume_key`` (the job's config hash).
     """
-    resumed = load_resume(resume_path, resume_key)
+    resumed = _load_resume(resume_path, resume_key, steps_dir)
     if resumed:
-        state = PruneState.from_payload(resumed)
+        state = resumed
         log.info("resuming chunk at step %d (%s)", state.step, resume_path)
     else:
         state.rows = []  # rows belong to the chunk that made them
@@ -215,7 +233,7 @@ def run_chunk(
             state.stopped = "no prunable channel left"
         elif params <= cfg.param_floor * base_params:
             state.stopped = f"parameter floor {cfg.param_floor} reached"
-        state.save(resume_path)
+        save_checkpoint(resume_path, {**state.payload(with_weights=False), "checkpoint": ckpt.name})
         left = (time.perf_counter() - t0) * (end_step - state.step)
         log.info(
             "prune %d: block %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",

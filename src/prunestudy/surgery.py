@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from prunestudy.models import Block
 from prunestudy.spec import ArchSpec
 
 # tensor name inside a block -> the dimension that indexes the mid channel
@@ -68,6 +69,21 @@ def load_momentum(model: nn.Module, opt: torch.optim.Optimizer, buffers: dict[st
     for n, p in model.named_parameters():
         if n in buffers:
             opt.state[p]["momentum_buffer"] = buffers[n].to(p.device).clone()
+
+
+def rebuild_block(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tensor], block: int) -> nn.Module:
+    """Swap block ``block`` of ``model`` for one built from ``spec`` holding ``state``'s tensors.
+
+    After one removal only that block changed shape, so rebuilding it alone gives the same network
+    as :func:`materialise` at a fraction of the cost; the other modules keep their parameters.
+    """
+    prefix = f"blocks.{block}."
+    with torch.device("meta"):
+        new = Block(spec.blocks[block])
+    new.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, assign=True)
+    model.blocks[block] = new
+    model.spec = spec
+    return model
 
 
 def materialise(spec: ArchSpec, state: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> nn.Module:
