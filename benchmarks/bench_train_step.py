@@ -37,9 +37,7 @@ def main() -> None:
     torch.manual_seed(0)
     plain_model = rt.prepare(spec.build()).train()
     plain_opt = make_optimizer(plain_model, recipe)
-    x_float = data.normalize(data.train.x)
-    if rt.cuda:
-        x_float = x_float.contiguous(memory_format=torch.channels_last)
+    x_float = data.normalize(data.train.x).contiguous(memory_format=torch.channels_last)
 
     def plain():
         i = idx()

@@ -4,6 +4,11 @@ Pre-activation WRN basic block, as in Zagoruyko & Komodakis and Crowley et al.'s
 BN-ReLU-conv3x3(in->mid)-BN-ReLU-conv3x3(mid->out) plus the shortcut. When the block projects, the
 shortcut 1x1 conv reads the same BN-ReLU output as conv1. A block whose mid is 0 has no residual
 branch and is exactly its shortcut; an identity block with mid 0 is the identity and keeps no BN.
+
+A strided projection subsamples first and then applies a stride-1 1x1 conv: the same function and
+the same parameters and FLOPs as a strided 1x1 conv, but it never reaches oneDNN's strided 1x1
+backward-weights kernel, which on AVX2 CPUs with channels_last input and fewer than 8 input channels
+returns wrong weight gradients and writes past its workspace (uxlfoundation/oneDNN#6035).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ class Block(nn.Module):
         self.projects, self.has_branch = b.projects, b.mid > 0
         if self.projects or self.has_branch:
             self.bn1 = nn.BatchNorm2d(b.in_ch)
+        self.stride = b.stride
         if self.projects:
-            self.shortcut = _conv(b.in_ch, b.out_ch, 1, b.stride)
+            self.shortcut = _conv(b.in_ch, b.out_ch, 1)
         if self.has_branch:
             self.conv1 = _conv(b.in_ch, b.mid, 3, b.stride)
             self.bn2 = nn.BatchNorm2d(b.mid)
@@ -43,7 +49,7 @@ class Block(nn.Module):
         if not (self.projects or self.has_branch):
             return x
         o = F.relu(self.bn1(x))
-        skip = self.shortcut(o) if self.projects else x
+        skip = self.shortcut(o[:, :, :: self.stride, :: self.stride]) if self.projects else x
         if not self.has_branch:
             return skip
         h = self.tap(F.relu(self.bn2(self.conv1(o))))

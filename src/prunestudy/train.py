@@ -72,7 +72,11 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how to run: CUDA gets bf16 autocast and channels_last."""
+    """Where and how to run: CUDA gets bf16 autocast; every device gets channels_last.
+
+    The layout is fixed rather than left to the input's strides (which made digits NHWC and CIFAR
+    NCHW on the CPU): NHWC is 5-15% faster with oneDNN on the CPU and is what tensor cores want.
+    """
 
     device: torch.device
 
@@ -93,7 +97,7 @@ class Runtime:
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.cuda else model
+        return model.to(memory_format=torch.channels_last)
 
     def batch(
         self,
@@ -106,7 +110,7 @@ class Runtime:
         """Gather ``idx``, augment the raw pixels (when ``aug``), normalise, and lay out for the device."""
         raw = split.x[idx]
         x = data.normalize(augment_batch(raw, aug, gen) if aug else raw)
-        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 def derive_seed(*parts: object) -> int:
@@ -282,8 +286,7 @@ def measure_latency(
     """Median milliseconds per forward pass of one batch, in eval mode, after warm-up."""
     model.eval()
     x = torch.randn(batch_size, spec.in_channels, spec.image_size, spec.image_size, device=rt.device)
-    if rt.cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(warmup + repeats):
         if rt.cuda:
