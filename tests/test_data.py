@@ -26,6 +26,14 @@ def test_digits_splits_are_disjoint_stratified_and_deterministic(digits):
     assert digits.train.x.dtype == torch.uint8
 
 
+def test_digits_are_scikit_learns_load_digits():
+    from sklearn.datasets import load_digits
+
+    x, y = data_mod._digits_arrays()
+    d = load_digits()
+    assert np.array_equal(x[:, 0], d.images) and np.array_equal(y, d.target)
+
+
 def test_stratified_split_counts():
     y = np.repeat(np.arange(4), [10, 20, 30, 40])
     keep, held = stratified_split(y, 0.1, seed=3)

@@ -66,17 +66,19 @@ def test_invalid_specs_are_refused(bad):
         ArchSpec(**{**kw, **bad})
 
 
-def test_counts_by_parts_equal_a_whole_network_count():
+@pytest.mark.parametrize(("in_channels", "image_size"), [(1, 8), (3, 32), (3, 7)])
+def test_counts_equal_the_flop_counter_and_the_built_modules_params(in_channels, image_size):
     import random
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    rng = random.Random(0)
-    base = wrn(16, 2, in_channels=1, image_size=8)
-    for _ in range(5):
-        spec = base.with_mids([rng.randint(0, m) for m in base.mids])
+    rng = random.Random(image_size)
+    base = wrn(16, 2, in_channels=in_channels, image_size=image_size)
+    specs = [base, wrn(16, 1.5, bottleneck=0.25, in_channels=in_channels, image_size=image_size)]
+    specs += [base.with_mids([rng.randint(0, m) for m in base.mids]) for _ in range(4)]  # pruned, some emptied
+    for spec in specs:
         with torch.device("meta"):
-            model, x = spec.build(), torch.empty(1, 1, 8, 8)
+            model, x = spec.build(), torch.empty(1, in_channels, image_size, image_size)
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(x)
