@@ -36,14 +36,16 @@ def main() -> None:
     # plain eager loop: the textbook step on a pre-normalised float copy of the data
     torch.manual_seed(0)
     plain_model = rt.prepare(spec.build()).train()
-    plain_opt = make_optimizer(plain_model, recipe)
+    plain_opt = torch.optim.SGD(
+        plain_model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     x_float = data.normalize(data.train.x).contiguous(memory_format=torch.channels_last)
 
     def plain():
         i = idx()
         with rt.autocast():
             loss = F.cross_entropy(plain_model(x_float[i]), data.train.y[i])
-        plain_opt.zero_grad(set_to_none=True)
+        plain_opt.zero_grad()
         loss.backward()
         plain_opt.step()
         if rt.cuda:

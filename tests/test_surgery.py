@@ -73,7 +73,7 @@ def test_momentum_buffers_are_sliced_with_the_weights():
     net = new_spec.build()
     opt2 = make_optimizer(net, Recipe(epochs=1, batch_size=2, lr=0.1))
     load_momentum(net, opt2, new_mom)
-    assert torch.equal(opt2.state[net.blocks[2].conv2.weight]["momentum_buffer"], new_mom["blocks.2.conv2.weight"])
+    assert torch.equal(opt2.buffers[net.blocks[2].conv2.weight], new_mom["blocks.2.conv2.weight"])
 
 
 def test_rebuilding_only_the_pruned_block_equals_a_full_rebuild():

@@ -103,10 +103,14 @@ def load_resume(path: str | os.PathLike, key: str, map_location: Any = "cpu") ->
 
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
-    """Code and package versions for provenance; the git commit when run from a checkout."""
+    """Code and package versions for provenance; the git commit when run from a checkout.
+
+    torchvision's version comes from its metadata: importing it loads ``torch._dynamo`` (about 3 s).
+    """
+    from importlib.metadata import version
+
     import numpy
     import torch
-    import torchvision
 
     from prunestudy import __version__
 
@@ -114,7 +118,7 @@ def versions() -> dict[str, str]:
         "prunestudy": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),
         "numpy": numpy.__version__,
     }
     try:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from prunestudy.models import Block
+from prunestudy.optim import SGD
 from prunestudy.spec import ArchSpec
 
 # tensor name inside a block -> the dimension that indexes the mid channel
@@ -57,18 +58,14 @@ def remove_channel(
     return new_spec, out
 
 
-def momentum_by_name(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    return {
-        n: opt.state[p]["momentum_buffer"]
-        for n, p in model.named_parameters()
-        if p in opt.state and opt.state[p].get("momentum_buffer") is not None
-    }
+def momentum_by_name(model: nn.Module, opt: SGD) -> dict[str, torch.Tensor]:
+    return {n: opt.buffers[p] for n, p in model.named_parameters() if p in opt.buffers}
 
 
-def load_momentum(model: nn.Module, opt: torch.optim.Optimizer, buffers: dict[str, torch.Tensor]) -> None:
+def load_momentum(model: nn.Module, opt: SGD, buffers: dict[str, torch.Tensor]) -> None:
     for n, p in model.named_parameters():
         if n in buffers:
-            opt.state[p]["momentum_buffer"] = buffers[n].to(p.device).clone()
+            opt.buffers[p] = buffers[n].to(p.device).clone()
 
 
 def rebuild_block(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tensor], block: int) -> nn.Module:

@@ -23,6 +23,7 @@ from torch import nn
 
 from prunestudy.artifacts import load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset, Split, augment_batch, epoch_batches
+from prunestudy.optim import SGD
 from prunestudy.spec import ArchSpec
 
 log = logging.getLogger("prunestudy")
@@ -119,8 +120,8 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
-    return torch.optim.SGD(
+def make_optimizer(model: nn.Module, recipe: Recipe) -> SGD:
+    return SGD(
         model.parameters(),
         lr=recipe.lr,
         momentum=recipe.momentum,
@@ -129,14 +130,9 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
     )
 
 
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr
-
-
 def train_step(
     model: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: SGD,
     data: Dataset,
     rt: Runtime,
     idx: torch.Tensor,
@@ -147,7 +143,7 @@ def train_step(
     x = rt.batch(data, data.train, idx, aug, gen)
     with rt.autocast():
         loss = F.cross_entropy(model(x), data.train.y[idx])
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad()
     loss.backward()
     opt.step()
     return loss.detach()
@@ -222,7 +218,7 @@ def fit(
     model.train()
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        set_lr(opt, recipe.lr_at(epoch))
+        opt.lr = recipe.lr_at(epoch)
         gen = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
         batches = epoch_batches(len(data.train), recipe.batch_size, gen)
         loss_sum = torch.zeros((), device=rt.device)

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_a_job_does_not_import_the_slow_modules_it_never_uses():
+    """Every workflow job starts a fresh Python: torch._dynamo (pulled in by torch.optim and torchvision),
+    scikit-learn (pulled in by load_digits) and counting with the FLOP counter cost 1.5 to 3 s each per job."""
+    code = """
+import sys, torch
+from prunestudy import data
+from prunestudy.artifacts import versions
+from prunestudy.spec import wrn
+from prunestudy.train import Augment, Recipe, Runtime, fit
+d = data.load("digits")
+spec = wrn(10, 1, in_channels=1, image_size=8)
+fit(spec, d, Recipe(epochs=1, batch_size=256, lr=0.1), Augment(), seed=1, rt=Runtime.pick("cpu"))
+spec.param_count(), spec.flops(), versions()
+print(sorted(m for m in ("torch._dynamo", "sklearn", "torchvision", "torch.utils.flop_counter") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
