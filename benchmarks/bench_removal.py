@@ -75,7 +75,7 @@ def main() -> None:
     state = PruneState(spec, {k: v.clone() for k, v in weights.items()}, {})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run_chunk(
+        pruned = run_chunk(
             state,
             data,
             cfg,
@@ -89,6 +89,9 @@ def main() -> None:
         )
         removal = time.perf_counter() - t0
     masked = masked_trajectory(spec, weights, data, cfg, Augment(), rt, args.prunes, seed=1)
+    flops = sum(r["flops"] for r in pruned.rows) / len(pruned.rows) / spec.flops()
+    print(f"mean FLOPs of the pruned networks along the trajectory: {flops:.3f} of the full width's")
+    print("(the ratio physical removal would reach if step time were proportional to FLOPs)")
     report(
         f"{args.prunes} prune steps of WRN-{args.depth}-2 ({spec.prunable_channels} channels) on {args.data}, "
         f"{args.every} fine-tuning batches of {args.batch} each, {rt.device}",
