@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from prunestudy.artifacts import config_hash
+from prunestudy.stages import LOGIC_VERSIONS
 
 
 def _json(text: str):
@@ -98,7 +99,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     data = _load_data(args.data, rt)
     run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
     slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
-    key = config_hash({**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict()})
+    key = config_hash(
+        {**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict(), "logic": LOGIC_VERSIONS["train"]}
+    )
     result = fit(
         p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=out / "resume.pt", resume_key=key
     )
@@ -174,6 +177,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
                     "seed": args.seed,
                     "chunk": args.chunk,
                     "from": [state.spec.spec_id, state.step],
+                    "logic": LOGIC_VERSIONS["prune"],
                 }
             ),
         )

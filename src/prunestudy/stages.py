@@ -6,8 +6,10 @@ stage computes bumps that stage's number here, which reruns that stage and every
 """
 
 LOGIC_VERSIONS: dict[str, int] = {
-    "train": 1,  # train_base, scratch, family, scaled
-    "prune": 1,  # prune_chunk, trajectory
+    # 2: channels_last on every device, projection as subsample + 1x1, GEMM weight gradient on 2x2 maps
+    # (rounding-level changes, and exact gradients where oneDNN#6035 was hit; see models.py, conv3x3.py)
+    "train": 2,  # train_base, scratch, family, scaled
+    "prune": 2,  # prune_chunk, trajectory
     "extract": 1,  # extract_arch
     "analysis": 1,  # collect, compare, figures
 }
