@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunestudy.conv3x3 import Conv3x3
 from prunestudy.spec import ArchSpec, BlockSpec
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
 
 
 class Tap(nn.Identity):
@@ -35,12 +38,12 @@ class Block(nn.Module):
             self.bn1 = nn.BatchNorm2d(b.in_ch)
         self.stride = b.stride
         if self.projects:
-            self.shortcut = nn.Conv2d(b.in_ch, b.out_ch, 1, bias=False)
+            self.shortcut = _conv(b.in_ch, b.out_ch, 1)
         if self.has_branch:
-            self.conv1 = Conv3x3(b.in_ch, b.mid, b.stride)
+            self.conv1 = _conv(b.in_ch, b.mid, 3, b.stride)
             self.bn2 = nn.BatchNorm2d(b.mid)
             self.tap = Tap()
-            self.conv2 = Conv3x3(b.mid, b.out_ch)
+            self.conv2 = _conv(b.mid, b.out_ch, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.projects or self.has_branch):
@@ -65,11 +68,15 @@ class Head(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(x)), 1).flatten(1))
 
 
+def stem_conv(in_channels: int, width: int) -> nn.Conv2d:
+    return _conv(in_channels, width, 3)
+
+
 class WideResNet(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec
-        self.stem = Conv3x3(spec.in_channels, spec.widths[0])
+        self.stem = stem_conv(spec.in_channels, spec.widths[0])
         self.blocks = nn.ModuleList(Block(b) for b in spec.blocks)
         self.head = Head(spec.widths[3], spec.num_classes)
         self._init()

@@ -6,8 +6,8 @@ stage computes bumps that stage's number here, which reruns that stage and every
 """
 
 LOGIC_VERSIONS: dict[str, int] = {
-    # 2: channels_last on every device, projection as subsample + 1x1, GEMM weight gradient on 2x2 maps
-    # (rounding-level changes, and exact gradients where oneDNN#6035 was hit; see models.py, conv3x3.py)
+    # 2: channels_last on every device and the projection as subsample + 1x1 (rounding-level changes,
+    # and exact gradients where oneDNN#6035 was hit; see models.py)
     "train": 2,  # train_base, scratch, family, scaled
     "prune": 2,  # prune_chunk, trajectory
     "extract": 1,  # extract_arch
