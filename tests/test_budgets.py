@@ -48,7 +48,26 @@ def test_linear_scaling_lands_within_one_percent(fraction):
     target = round(fraction * base.param_count())
     spec, factor = scale_to_params(source, target)
     assert abs(spec.param_count() - target) <= 0.01 * target
-    assert spec == source.scaled(factor)
+    assert all(abs(m - s * factor) < 1 for m, s in zip(spec.mids, source.mids, strict=True))
+
+
+@pytest.mark.parametrize("mids", [(5, 20, 90), (2, 10, 100)])
+def test_scaling_a_small_network_rounds_each_block_to_reach_the_target(mids):
+    """On WRN-10-2 one stage-3 channel is 5% of the target, so one rounding for every block misses 1%."""
+    base = wrn(10, 2, in_channels=1, image_size=8)
+    source, target = base.with_mids(mids), round(0.15 * base.param_count())
+    factor = scale_to_params(source, target)[1]
+    assert abs(source.scaled(factor).param_count() - target) > 0.01 * target
+    spec, _ = scale_to_params(source, target)
+    assert abs(spec.param_count() - target) <= 0.01 * target
+
+
+def test_an_unreachable_target_keeps_the_closest_member_and_warns(caplog):
+    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    target = source.param_count() + 1000  # one more channel of the only mid adds 1730 params
+    with caplog.at_level("WARNING", logger="prunestudy"):
+        spec, _ = scale_to_params(source, target)
+    assert spec.mids == (0, 0, 2) and "from the target" in caplog.text  # 730 params off beats 1000
 
 
 def test_first_step_at_or_below():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 from prunestudy.spec import ArchSpec, wrn
+
+log = logging.getLogger("prunestudy")
 
 
 def scratch_b_epochs(epochs_e: int, base_flops: int, arch_flops: int, max_factor: float | None) -> int:
@@ -32,10 +35,13 @@ def bottleneck_member(base: ArchSpec, z: float) -> ArchSpec:
 
 
 def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[ArchSpec, float]:
-    """Bisect the common factor on ``source``'s mids so params land within ``tol`` of ``target``.
+    """Scale ``source``'s mids by one common factor so that params land as close to ``target`` as they can.
 
-    Rounding makes params a step function of the factor, so the bisection keeps the closest member
-    seen and fails loudly if none is within tolerance.
+    Bisection finds the factor; rounding makes params a step function of it, and on a small network one
+    channel of a wide block is several percent of the total, so each mid is then rounded down or up
+    (never further than 1 from mid x factor) in order of its remainder, keeping the closest count.
+    When even that misses ``tol``, the closest member is kept with a warning: the family is compared at
+    its members' real parameter counts, so a near miss costs nothing but a failed job would.
     """
     lo, hi = 0.0, 1.0
     while source.scaled(hi).param_count() < target:
@@ -45,19 +51,35 @@ def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[A
     best = (math.inf, source, 1.0)
     for _ in range(60):
         factor = (lo + hi) / 2
-        spec = source.scaled(factor)
-        gap = abs(spec.param_count() - target)
-        if gap < best[0]:
-            best = (gap, spec, factor)
-        if gap <= tol * target:
+        for spec in _roundings(source, factor):
+            gap = abs(spec.param_count() - target)
+            if gap < best[0]:
+                best = (gap, spec, factor)
+        if best[0] <= tol * target:
             break
-        lo, hi = (factor, hi) if spec.param_count() < target else (lo, factor)
+        lo, hi = (factor, hi) if source.scaled(factor).param_count() < target else (lo, factor)
     gap, spec, factor = best
     if gap > tol * target:
-        raise ValueError(
-            f"scaling {source.spec_id} reached {spec.param_count()} params, not within {tol:.0%} of {target}"
+        log.warning(
+            "scaling %s: the closest member has %d params, %.1f%% from the target %d",
+            source.spec_id,
+            spec.param_count(),
+            100 * gap / target,
+            target,
         )
     return spec, factor
+
+
+def _roundings(source: ArchSpec, factor: float) -> list[ArchSpec]:
+    """Mids x factor, all rounded down, then rounded up one block at a time in order of remainder."""
+    exact = [m * factor for m in source.mids]
+    mids = [0 if m == 0 else max(1, math.floor(x)) for m, x in zip(source.mids, exact, strict=True)]
+    out = [source.with_mids(mids)]
+    for i in sorted(range(len(mids)), key=lambda i: math.floor(exact[i]) - exact[i]):
+        if source.mids[i] and mids[i] < math.ceil(exact[i]):
+            mids[i] += 1
+            out.append(source.with_mids(mids))
+    return out
 
 
 def first_step_at_or_below(params: Sequence[int], budget_params: float) -> int:
