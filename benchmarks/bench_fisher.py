@@ -10,9 +10,9 @@ import argparse
 import torch
 
 from benchmarks.common import cifar_like, report, timed
+from prunestudy.arch import wrn
 from prunestudy.data import Augment
-from prunestudy.fisher import FisherCapture
-from prunestudy.spec import wrn
+from prunestudy.methods.fisher import FisherCapture
 from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
 
 
@@ -26,7 +26,8 @@ def main() -> None:
     rt = Runtime.pick(args.device)
     data = cifar_like().to(rt.device)
     torch.manual_seed(0)
-    model = rt.prepare(wrn(args.depth, 2).build()).train()
+    spec = wrn(args.depth, 2)
+    model = rt.prepare(spec.build()).train()
     opt = make_optimizer(model, Recipe(epochs=1, batch_size=args.batch, lr=8e-4))
     gen = torch.Generator().manual_seed(0)
     aug = Augment(pad=4, flip=True)
@@ -42,7 +43,7 @@ def main() -> None:
     results = {}
     for _round in range(2):  # interleave, to spread drift of the machine over both
         results.setdefault("plain", []).append(timed(step, args.steps))
-        capture = FisherCapture(model)
+        capture = FisherCapture(model, spec)
         results.setdefault("capture", []).append(timed(lambda c=capture: step(c), args.steps))
         capture.close()
     plain, capt = min(results["plain"]), min(results["capture"])

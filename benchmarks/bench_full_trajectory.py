@@ -30,19 +30,25 @@ def main() -> None:
     args = p.parse_args()
     c = validate(
         {
-            "model": {"depth": 40, "width": 2},
             "data": {"name": "digits", "val_size": 0.15, "test_size": 0.25},
             "train": {"epochs": 5, "batch_size": 64, "lr": 0.1, "milestones": [3]},
-            "prune": {
-                "every": args.every,
-                "max_prunes": 1344,
-                "chunk": args.chunk,
-                "lr": 2e-3,
-                "batch_size": args.batch,
-            },
+            "experiments": [
+                {
+                    "name": "bench",
+                    "model": {"family": "wrn", "depth": 40, "width": 2},
+                    "prune": {
+                        "every": args.every,
+                        "max_prunes": 1344,
+                        "chunk": args.chunk,
+                        "lr": 2e-3,
+                        "batch_size": args.batch,
+                    },
+                }
+            ],
             "device": "cpu",
         }
     )
+    c = {**c, **{k: c["experiments"][0][k] for k in ("model", "prune")}}
     out = Path(args.out)
 
     def run(*a: str) -> None:
@@ -53,6 +59,8 @@ def main() -> None:
 
     run(
         "train",
+        "--experiment",
+        "bench",
         "--arm",
         "base",
         "--seed",
@@ -77,6 +85,8 @@ def main() -> None:
         state, rows = out / f"chunk{k:03d}.state.pt", out / f"chunk{k:03d}.csv"
         run(
             "prune-chunk",
+            "--experiment",
+            "bench",
             "--seed",
             "1",
             "--chunk",

@@ -21,25 +21,25 @@ import torch
 
 from benchmarks.common import cifar_like, report
 from prunestudy import data as data_mod
+from prunestudy.arch import wrn
 from prunestudy.data import Augment
-from prunestudy.fisher import FisherCapture
-from prunestudy.prune import PruneConfig, PruneState, _step_batches, run_chunk
-from prunestudy.spec import wrn
+from prunestudy.methods.fisher import FisherCapture, FisherParams
 from prunestudy.surgery import materialise
 from prunestudy.train import Recipe, Runtime, derive_seed, evaluate, fit, make_optimizer, train_step
+from prunestudy.trajectory import PruneState, _step_batches, run_chunk
 
 
 def masked_trajectory(
-    spec, weights, data, cfg: PruneConfig, aug: Augment, rt: Runtime, prunes: int, seed: int
+    spec, weights, data, cfg: FisherParams, aug: Augment, rt: Runtime, prunes: int, seed: int
 ) -> float:
     model = rt.prepare(materialise(spec, weights)).train()
-    masks = {i: torch.ones(b.mid, device=rt.device) for i, b in enumerate(spec.blocks)}
-    for i, block in enumerate(model.blocks):
-        block.tap.register_forward_hook(lambda m, inp, out, i=i: out * masks[i].view(1, -1, 1, 1))
+    masks = {g.name: torch.ones(g.width, device=rt.device) for g in spec.groups()}
+    for g in spec.groups():
+        model.get_submodule(g.tap).register_forward_hook(lambda m, inp, out, n=g.name: out * masks[n].view(1, -1, 1, 1))
     opt = make_optimizer(model, cfg.recipe)
     t0 = time.perf_counter()
     for step in range(prunes):
-        capture = FisherCapture(model)
+        capture = FisherCapture(model, spec)
         gen = torch.Generator().manual_seed(derive_seed(seed, "prune", step))
         for idx in _step_batches(len(data.train), cfg.every, cfg.batch_size, gen):
             train_step(model, opt, data, rt, idx.to(rt.device), aug, gen)
@@ -67,7 +67,7 @@ def main() -> None:
     rt = Runtime.pick(args.device)
     data = (data_mod.load("digits") if args.data == "digits" else cifar_like(2000)).to(rt.device)
     spec = wrn(args.depth, 2, num_classes=10, in_channels=data.in_channels, image_size=data.image_size)
-    cfg = PruneConfig(every=args.every, max_prunes=args.prunes, chunk=args.prunes, lr=2e-3, batch_size=args.batch)
+    cfg = FisherParams(every=args.every, max_prunes=args.prunes, chunk=args.prunes, lr=2e-3, batch_size=args.batch)
     recipe = Recipe(epochs=args.base_epochs, batch_size=64, lr=0.1, milestones=(args.base_epochs * 3 // 5,))
     base = fit(spec, data, recipe, Augment(), seed=1, rt=rt)
     print(f"base: {args.base_epochs} epochs, val error {base.val_error:.4f}", flush=True)

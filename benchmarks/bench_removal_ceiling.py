@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from benchmarks.common import cifar_like, report, timed
+from prunestudy.arch import wrn
 from prunestudy.data import Augment
-from prunestudy.spec import wrn
 from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     full = step_time(base)
     ratios = []
     for i in picks:
-        spec = base.with_mids([int(m) for m in str(rows["mids"].iloc[i]).split(";")])
+        spec = base.with_widths([int(m) for m in str(rows["widths"].iloc[i]).split(";")])
         ratios.append(step_time(spec) / full)
         print(f"  step {rows['step'].iloc[i]:5d}: FLOPs {spec.flops() / base.flops():.3f}, step time {ratios[-1]:.3f}")
     report(

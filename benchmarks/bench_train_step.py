@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import cifar_like, report, timed
+from prunestudy.arch import wrn
 from prunestudy.data import Augment
-from prunestudy.spec import wrn
 from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from prunestudy import data as data_mod
+from prunestudy.arch import WRNSpec
 from prunestudy.config import validate
-from prunestudy.spec import ArchSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -22,14 +22,15 @@ def digits():
 
 @pytest.fixture
 def cfg():
-    """The validated default config."""
+    """The validated default config, with its first experiment's slices at the top for CLI calls."""
     import yaml
 
-    return validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    c = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+    return {**c, "model": c["experiments"][0]["model"], "prune": c["experiments"][0]["prune"]}
 
 
-def tiny_spec(mids=(3, 4, 5), widths=(4, 6, 8, 10), in_channels=1, image_size=8) -> ArchSpec:
-    return ArchSpec(10, widths, mids, 10, in_channels, image_size)
+def tiny_spec(mids=(3, 4, 5), widths=(4, 6, 8, 10), in_channels=1, image_size=8) -> WRNSpec:
+    return WRNSpec(10, widths, mids, 10, in_channels, image_size)
 
 
 def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -40,10 +41,29 @@ def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 
 
 def slices(c: dict, *keys: str) -> list[str]:
-    out = []
+    """The CLI arguments of a job of experiment ``test``: each named config slice as JSON."""
+    out = ["--experiment", "test"]
     for k in keys:
         out += [f"--{k.replace('_', '-')}", json.dumps(c[k])]
     return out
+
+
+SCONTROL_STUB = """#!/bin/sh
+# The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever Snakemake starts. Where
+# SLURM's clients are installed but no controller runs (after the SLURM test), answer at once instead.
+pgrep -x slurmctld >/dev/null || exit 1
+PATH=$(printf %s "$PATH" | sed "s#$(dirname "$0"):##") exec scontrol "$@"
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_slurm_probe(tmp_path_factory):
+    stub = tmp_path_factory.mktemp("bin")
+    (stub / "scontrol").write_text(SCONTROL_STUB)
+    (stub / "scontrol").chmod(0o755)
+    os.environ["PATH"] = f"{stub}:{os.environ['PATH']}"
+    yield
+    os.environ["PATH"] = os.environ["PATH"].replace(f"{stub}:", "", 1)
 
 
 @pytest.fixture(autouse=True)

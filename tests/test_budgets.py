@@ -1,15 +1,10 @@
 import pytest
 
+from prunestudy.arch import densenet, wrn
 from prunestudy.arms import plan
-from prunestudy.budgets import (
-    bottleneck_member,
-    first_step_at_or_below,
-    scale_to_params,
-    scratch_b_epochs,
-    width_member,
-)
-from prunestudy.spec import wrn
-from prunestudy.train import Recipe
+from prunestudy.budgets import first_step_at_or_below, scale_to_params, scratch_b_epochs
+from prunestudy.config import member_spec
+from prunestudy.recipe import Recipe
 
 
 def test_scratch_b_epochs_arithmetic_and_cap():
@@ -35,10 +30,14 @@ def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
     assert e.recipe == recipe and e.spec == pruned
 
 
-def test_family_members():
-    base = wrn(40, 2)
-    assert width_member(base, 1).param_count() == 563_930
-    assert bottleneck_member(base, 0.5).param_count() == 1_129_370
+def test_family_members_from_the_model_options():
+    data = {"name": "cifar10"}
+    wrn40 = {"family": "wrn", "depth": 40, "width": 2}
+    assert member_spec(wrn40, data, "width", 1).param_count() == 563_930  # STUDY.md: WRN-40-1
+    assert member_spec(wrn40, data, "bottleneck", 0.5).param_count() == 1_129_370  # WRN-40-2 Z=0.5
+    bc100 = {"family": "densenet", "depth": 100, "bc": True}
+    assert member_spec(bc100, data, "bottleneck", 0.25).param_count() == 261_130  # DenseNet-BC-100 Z=0.25
+    assert densenet(100, bc=True).param_count() == 769_162
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 1.5])

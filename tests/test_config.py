@@ -1,24 +1,37 @@
 import copy
+import re
 import subprocess
 import sys
+from dataclasses import asdict, fields
 
 import pytest
 import yaml
 
-from prunestudy.config import ConfigError, validate
+from prunestudy.config import SCHEMA, ConfigError, validate
+from prunestudy.methods.fisher import FisherParams
 from tests.conftest import ROOT
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
 def test_default_and_paper_configs_validate():
     for name in ("config.yaml", "paper.yaml"):
-        c = validate(yaml.safe_load((ROOT / "config" / name).read_text()))
-        assert c["prune"]["max_prunes"] >= 1 and c["seeds"]
+        c = validate(_load(name))
+        assert c["seeds"] and all(e["prune"]["max_prunes"] >= 1 for e in c["experiments"])
 
 
-def test_defaults_are_filled():
-    c = validate({})
+def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass():
+    c = validate({"experiments": [{"name": "e", "model": {"family": "wrn", "depth": 40, "width": 2}}]})
     assert c["train"]["momentum"] == 0.9 and c["data"]["augment"]["pad"] == 0
     assert c["scratch_b"]["max_factor"] == 2
+    (e,) = c["experiments"]
+    assert e["method"] == "fisher" and e["prune"] == asdict(FisherParams())
+    # the schema holds no second copy of those defaults to drift from the dataclass
+    fisher = yaml.safe_load(SCHEMA.read_text())["$defs"]["fisher"]["properties"]
+    assert set(fisher) == {f.name for f in fields(FisherParams)}
+    assert not any("default" in v for v in fisher.values())
 
 
 @pytest.mark.parametrize(
@@ -27,20 +40,43 @@ def test_defaults_are_filled():
         ({"bogus": 1}, "<top level>"),
         ({"train": {"epochs": -1, "batch_size": 8, "lr": 0.1}}, "train.epochs"),
         ({"train": {"epochs": "ten", "batch_size": 8, "lr": 0.1}}, "train.epochs"),
-        ({"budgets": [0.5, 1.2]}, "budgets.1"),
-        ({"budgets": [0.0]}, "budgets.0"),
+        ({"experiments.targets": [0.5, 1.2]}, "experiments[0].targets[1]"),
+        ({"experiments.targets": [0.0]}, "experiments[0].targets[0]"),
+        ({"experiments.targets": [0.25, 0.2500001]}, "experiments[0].targets"),
         ({"seeds": []}, "seeds"),
         ({"data": {"name": "mnist"}}, "data.name"),
-        ({"model": {"depth": 12}}, "model.depth"),
-        ({"prune": {"max_prunes": 5000}}, "prune.max_prunes"),
-        ({"prune": {"nesterov": True}}, "prune"),
+        ({"experiments.model": {"family": "wrn", "depth": 12, "width": 2}}, "experiments[0].model"),
+        ({"experiments.model": {"family": "alexnet"}}, "experiments[0].model.family"),
+        ({"experiments.prune": {"max_prunes": 5000}}, "experiments[0].prune.max_prunes"),
+        ({"experiments.prune": {"nesterov": True}}, "experiments[0].prune"),
+        ({"experiments.method": "magic"}, "experiments[0].method"),
         ({"data": {"download": "yes"}}, "data.download"),
     ],
 )
-def test_bad_values_name_the_key(cfg, change, key):
-    bad = copy.deepcopy({k: v for k, v in cfg.items() if k not in change}) | change
-    with pytest.raises(ConfigError, match=f"'{key}'"):
+def test_bad_values_name_the_key(change, key):
+    bad = copy.deepcopy(_load("config.yaml"))
+    for k, v in change.items():
+        if k.startswith("experiments."):
+            bad["experiments"][0][k.split(".", 1)[1]] = v
+        else:
+            bad[k] = v
+    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
         validate(bad)
+
+
+def test_duplicate_experiment_names_are_refused():
+    c = _load("config.yaml")
+    c["experiments"].append(copy.deepcopy(c["experiments"][0]))
+    with pytest.raises(ConfigError, match="names must be unique"):
+        validate(c)
+
+
+@pytest.mark.parametrize("old", ["model", "prune", "budgets", "families"])
+def test_the_one_experiment_keys_say_what_replaced_them(old):
+    c = _load("config.yaml")
+    c[old] = {}
+    with pytest.raises(ConfigError, match=f"config key '{old}' is no longer top-level.*experiments"):
+        validate(c)
 
 
 def test_snakemake_stops_before_any_job_on_bad_config(tmp_path):
@@ -51,5 +87,43 @@ def test_snakemake_stops_before_any_job_on_bad_config(tmp_path):
         cwd=ROOT,
     )
     assert res.returncode != 0
-    assert "budgets" in res.stderr + res.stdout
+    assert "'budgets' went to experiments[].targets" in res.stderr + res.stdout
     assert "rule train_base" not in res.stdout
+
+
+def test_a_regular_install_finds_its_schema(tmp_path):
+    """Not editable: the schema ships inside the package, not beside the checkout."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    deps = next(p for p in sys.path if p.endswith("site-packages") and "prunestudy" not in p)
+    (site / "deps.pth").write_text(deps + "\n")  # the dependencies only: .pth files there are not read
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import prunestudy, yaml, sys; from prunestudy.config import validate; "
+        "assert 'site-packages' in prunestudy.__file__, prunestudy.__file__; "
+        "c = validate(yaml.safe_load(open(sys.argv[1]))); print(c['experiments'][0]['prune']['every'])"
+    )
+    res = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code, str(ROOT / "config/config.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "10"

@@ -13,15 +13,19 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_every_config_key_is_documented():
     import yaml
 
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    from prunestudy.config import SCHEMA
+
+    schema = yaml.safe_load(SCHEMA.read_text())
     doc = (ROOT / "config/README.md").read_text()
 
     def keys(node, prefix=""):
         for k, sub in node.get("properties", {}).items():
             ref = sub.get("$ref", "")
             target = schema["$defs"][ref.split("/")[-1]] if ref.startswith("#/$defs/") else sub
-            if target.get("type") == "object":
+            if target.get("type") == "object" and "properties" in target:
                 yield from keys(target, prefix + k + ".")
+            elif target.get("type") == "array" and target["items"].get("type") == "object":
+                yield from keys(target["items"], prefix + k + "[].")
             else:
                 yield prefix + k
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prunestudy import paths
 from prunestudy.artifacts import load_checkpoint, read_json
 from tests.workflow_helpers import snakemake, snakemake_cmd, write_config
 
@@ -19,22 +20,21 @@ pytestmark = pytest.mark.slow
 TINY = {
     "study": "tiny",
     "seeds": [1],
-    "model": {"depth": 10, "width": 1},
     "train.epochs": 6,
     "train.milestones": [4],
-    "prune.every": 4,
-    "prune.max_prunes": 40,
-    "prune.chunk": 20,
-    "prune.batch_size": 32,
-    "budgets": [0.6],
-    "families.width": [],
-    "families.bottleneck": [],
-    "families.scaled.targets": [],
+    "experiments.0.model": {"family": "wrn", "depth": 10, "width": 1},
+    "experiments.0.prune.every": 4,
+    "experiments.0.prune.max_prunes": 40,
+    "experiments.0.prune.chunk": 20,
+    "experiments.0.prune.batch_size": 32,
+    "experiments.0.targets": [0.6],
+    "experiments.0.families": {"width": [], "bottleneck": [], "scaled": {"targets": []}},
     "latency.repeats": 2,
     "latency.warmup": 0,
     "analysis.bootstrap_resamples": 100,
 }
-STUDY = "results/tiny"
+P = paths.StudyPaths("results/tiny")
+EXP = "wrn-fisher"  # the default config's experiment, which TINY shrinks
 
 
 def _config(workdir: Path) -> Path:
@@ -49,10 +49,9 @@ def reference(tmp_path_factory):
 
 
 def _results(work: Path) -> dict:
-    study = work / STUDY
-    base = read_json(study / "base/seed1/metrics.json")
-    traj = pd.read_csv(study / "prune/seed1/trajectory.csv").drop(columns="elapsed_s")
-    scratch = read_json(study / "scratch/B/budget0.6/seed1/metrics.json")
+    base = read_json(work / P.base_metrics(experiment=EXP, seed=1))
+    traj = pd.read_csv(work / P.trajectory(experiment=EXP, seed=1)).drop(columns="elapsed_s")
+    scratch = read_json(work / P.scratch_metrics(experiment=EXP, regime="B", target="0.6", seed=1))
     return {
         "base": (base["val_error"], base["test_error"], [h["train_loss"] for h in base["extra"]["history"]]),
         "trajectory": traj.to_dict("list"),
@@ -101,17 +100,16 @@ def _kill_jobs(workdir: Path, pattern: str) -> int:
 
 def test_killed_training_job_and_killed_workflow_resume_to_identical_results(reference, tmp_path):
     config = _config(tmp_path)
-    study = tmp_path / STUDY
     # 1. SIGKILL the training job itself, mid-run: Snakemake sees a failed job and stops.
     proc = _start(tmp_path, config)
-    resume = study / "base/seed1/resume.pt"
+    resume = paths.train_resume(tmp_path / P.base_dir(experiment=EXP, seed=1))
     _wait_for(resume, "epoch", 2, proc)
     assert _kill_jobs(tmp_path, "prunestudy train --arm base") >= 1
     assert proc.wait(timeout=120) != 0
     assert resume.exists(), "Snakemake's cleanup of the failed job must leave the resume state alone"
     # 2. Run again until pruning is under way, then SIGKILL the whole Snakemake process group.
     proc = _start(tmp_path, config)
-    chunk_resume = study / "prune/seed1/.resume/chunk000.pt"
+    chunk_resume = paths.chunk_resume(tmp_path / P.prune_dir(experiment=EXP, seed=1), 0)
     _wait_for(chunk_resume, "step", 5, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -122,9 +120,9 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
     snakemake(tmp_path, config, "--unlock")  # a killed Snakemake leaves its lock behind
     res = snakemake(tmp_path, config, "--rerun-incomplete")
     assert res.returncode == 0
-    base_log = (study / "logs/train_base/seed1.log").read_text()
+    base_log = (tmp_path / P.log("train_base", EXP, "seed1")).read_text()
     assert "resuming from epoch" in base_log
-    chunk_log = (study / "logs/prune/seed1/chunk000.log").read_text()
+    chunk_log = (tmp_path / P.log("prune", EXP, "seed1", "chunk000")).read_text()
     assert f"resuming chunk at step {killed_at}" in chunk_log
     assert _results(tmp_path) == _results(reference)
     assert not chunk_resume.exists() and not resume.exists()
@@ -133,7 +131,7 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
 def test_concurrent_invocations_cannot_corrupt_results(reference, tmp_path):
     config = _config(tmp_path)
     first = _start(tmp_path, config)
-    _wait_for(tmp_path / STUDY / "base/seed1/resume.pt", "epoch", 1, first)
+    _wait_for(paths.train_resume(tmp_path / P.base_dir(experiment=EXP, seed=1)), "epoch", 1, first)
     second = subprocess.run(snakemake_cmd(tmp_path, config, cores=1), capture_output=True, text=True, timeout=300)
     # Snakemake refuses the second run: by its lock, or earlier, by the outputs the first marked incomplete
     refusal = second.stdout + second.stderr

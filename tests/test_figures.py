@@ -77,7 +77,7 @@ def test_budget_arms(runs):
 
 def _specs():
     return pd.DataFrame(
-        {"seed": [1, 1, 2, 2], "budget": [0.2, 0.5, 0.2, 0.5], "mids": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]]}
+        {"seed": [1, 1, 2, 2], "budget": [0.2, 0.5, 0.2, 0.5], "widths": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]]}
     )
 
 
@@ -95,7 +95,7 @@ def test_channel_profile_and_consistency():
 
 
 def test_trajectory_heatmap(tmp_path):
-    traj = pd.DataFrame({"step": [1, 2, 3], "mids": ["3;4", "2;4", "2;3"]})
+    traj = pd.DataFrame({"step": [1, 2, 3], "widths": ["3;4", "2;4", "2;3"]})
     fig = figures.trajectory_heatmap({1: traj}, [3, 4])
     img = fig.axes[0].images[0].get_array()
     assert img.shape == (2, 3) and img[0, 1] == pytest.approx(2 / 3)

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from prunestudy.fisher import FisherCapture, choose_channel
+from prunestudy.methods.fisher import FisherCapture, choose_channel
 from tests.conftest import tiny_spec
 
 
@@ -36,7 +36,7 @@ def test_accumulated_saliency_matches_brute_force():
     spec = tiny_spec(mids=(3, 0, 4))
     model = spec.build().double().eval()
     batches = [(torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (5,))) for _ in range(3)]
-    capture = FisherCapture(model)
+    capture = FisherCapture(model, spec)
     for x, y in batches:
         model.zero_grad()
         F.cross_entropy(model(x), y).backward()
@@ -44,27 +44,27 @@ def test_accumulated_saliency_matches_brute_force():
     capture.close()
     got = capture.saliency()
     want = _brute_force(model, batches)
-    assert set(got) == {0, 2}
+    assert set(got) == {"blocks.0", "blocks.2"}
     for j in want:
-        torch.testing.assert_close(got[j].double(), want[j], rtol=1e-9, atol=1e-15)
+        torch.testing.assert_close(got[f"blocks.{j}"].double(), want[j], rtol=1e-9, atol=1e-15)
 
 
 def test_choose_channel_is_global_argmin_and_skips_empty_blocks():
     spec = tiny_spec(mids=(3, 0, 2))
-    sal = {0: torch.tensor([0.5, 0.2, 0.9]), 2: torch.tensor([0.3, 0.1])}
+    sal = {"blocks.0": torch.tensor([0.5, 0.2, 0.9]), "blocks.2": torch.tensor([0.3, 0.1])}
     assert choose_channel(sal, spec)[:2] == (2, 1)
-    sal[0][1] = 0.05
+    sal["blocks.0"][1] = 0.05
     assert choose_channel(sal, spec)[:2] == (0, 1)
 
 
 def test_flops_weight_prefers_channels_that_save_more():
     spec = tiny_spec(mids=(3, 3, 3))
-    sal = {0: torch.full((3,), 1e-3), 1: torch.full((3,), 1e-3), 2: torch.full((3,), 1e-3)}
+    sal = {f"blocks.{b}": torch.full((3,), 1e-3) for b in range(3)}
     block_costs = []
     for b in range(3):
         fewer = list(spec.mids)
         fewer[b] -= 1
-        block_costs.append(spec.flops() - spec.with_mids(fewer).flops())
+        block_costs.append(spec.flops() - spec.with_widths(fewer).flops())
     assert choose_channel(sal, spec, flops_weight=1.0)[0] == max(range(3), key=block_costs.__getitem__)
 
 
@@ -74,8 +74,8 @@ def test_capture_raises_no_warnings():
     model = tiny_spec().build()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        capture = FisherCapture(model)
+        capture = FisherCapture(model, tiny_spec())
         F.cross_entropy(model(torch.randn(4, 1, 8, 8)), torch.tensor([0, 1, 2, 3])).backward()
         capture.step()
         capture.close()
-    assert set(capture.saliency()) == {0, 1, 2}
+    assert set(capture.saliency()) == {"blocks.0", "blocks.1", "blocks.2"}

@@ -12,8 +12,8 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     "cmd",
     [
-        ["ruff", "check", "src", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "src", "tests", "benchmarks"],
+        ["ruff", "check", "src", "tests", "benchmarks", "workflow/scripts"],
+        ["ruff", "format", "--check", "src", "tests", "benchmarks", "workflow/scripts"],
         ["snakefmt", "--check", "Snakefile", "workflow"],
     ],
     ids=["ruff", "ruff-format", "snakefmt"],

@@ -2,8 +2,8 @@ import copy
 
 import torch
 
-from prunestudy.models import Block
-from prunestudy.spec import BlockSpec
+from prunestudy.arch.nets.wrn import Block
+from prunestudy.arch.wrn import BlockSpec
 from prunestudy.train import Runtime
 
 

@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
+from prunestudy.arch import spec_from_json
 from prunestudy.artifacts import load_checkpoint, save_checkpoint
 from prunestudy.data import Augment
-from prunestudy.prune import PruneConfig, PruneState, run_chunk
-from prunestudy.spec import ArchSpec
+from prunestudy.methods.fisher import FisherParams
 from prunestudy.surgery import materialise
 from prunestudy.train import Runtime, evaluate
+from prunestudy.trajectory import PruneState, run_chunk
 from tests.conftest import ROOT, cli, slices, tiny_spec
 
-CFG = PruneConfig(every=3, max_prunes=12, chunk=5, lr=0.01, batch_size=32)
+CFG = FisherParams(every=3, max_prunes=12, chunk=5, lr=0.01, batch_size=32)
 
 
 def _base_state(spec):
@@ -44,12 +45,12 @@ def test_trajectory_checkpoints_reproduce_recorded_errors(digits, tmp_path):
     assert all(a["params"] > b["params"] for a, b in zip(state.rows, state.rows[1:], strict=False))
     for row in state.rows:
         ckpt = load_checkpoint(tmp_path / "steps" / row["checkpoint"])
-        s = ArchSpec.from_json(ckpt["spec"])
+        s = spec_from_json(ckpt["spec"])
         assert s.spec_id == row["spec_id"] and s.param_count() == row["params"] and s.flops() == row["flops"]
         net = materialise(s, ckpt["state"])
         assert evaluate(net, digits, digits.test, rt) == row["test_error"]
         assert evaluate(net, digits, digits.val, rt) == row["val_error"]
-    assert state.spec.mids == (0, 0, 0)
+    assert state.spec.widths_vector == (0, 0, 0)
     assert materialise(state.spec, state.weights)(digits.normalize(digits.test.x[:2])).shape == (2, 10)
 
 
@@ -104,7 +105,7 @@ def test_chunked_run_equals_one_long_run(digits, tmp_path):
         steps_dir=tmp_path / "b",
         resume_path=tmp_path / "b2.pt",
     )
-    keys = ("block", "channel", "params", "val_error", "test_error", "train_loss", "spec_id")
+    keys = ("group", "channel", "params", "val_error", "test_error", "train_loss", "spec_id")
     assert [[r[k] for k in keys] for r in whole.rows] == [[r[k] for k in keys] for r in first.rows + second.rows]
 
 
@@ -163,7 +164,7 @@ def _chunk_args(cfg, work, base_model, chunk):
 def tiny_cfg(cfg, tmp_path):
     cfg = {
         **cfg,
-        "model": {"depth": 10, "width": 1},
+        "model": {"family": "wrn", "depth": 10, "width": 1},
         "prune": {**cfg["prune"], "every": 4, "max_prunes": 30, "chunk": 30, "batch_size": 32},
     }
     train = {**cfg["train"], "epochs": 1, "milestones": []}
@@ -226,7 +227,7 @@ def test_chunk_refuses_a_state_from_the_wrong_step(tiny_cfg, tmp_path):
 def test_parameter_floor_stops_the_trajectory(digits, tmp_path):
     spec = tiny_spec(mids=(3, 2, 4))
     floor = 0.75  # one channel of this net is 6-11% of its params, so this takes several steps
-    cfg = PruneConfig(every=2, max_prunes=9, chunk=9, lr=0.01, batch_size=32, param_floor=floor)
+    cfg = FisherParams(every=2, max_prunes=9, chunk=9, lr=0.01, batch_size=32, param_floor=floor)
     state = run_chunk(
         _base_state(spec),
         digits,

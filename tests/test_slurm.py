@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_faults import STUDY, TINY
+from tests.test_faults import EXP, TINY, P
 from tests.workflow_helpers import write_config
 
 pytestmark = [
@@ -50,7 +50,7 @@ def test_workflow_runs_to_completion_through_slurm(tmp_path):
     assert res.returncode == 0, out[-6000:]
     assert "cluster up" in out and "stopped" in out
     assert "Finished jobid" in out or "steps (100%) done" in out
-    runs = pd.read_csv(tmp_path / STUDY / "runs.csv")
+    runs = pd.read_csv(tmp_path / P.runs(experiment=EXP))
     assert set(runs["arm"]) == {"base", "pruned", "scratch-E", "scratch-B"}
     # the daemons are gone again
     ps = subprocess.run(["ps", "-eo", "stat=,comm="], capture_output=True, text=True).stdout.splitlines()

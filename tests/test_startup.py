@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ def test_a_job_does_not_import_the_slow_modules_it_never_uses():
 import sys, torch
 from prunestudy import data
 from prunestudy.artifacts import versions
-from prunestudy.spec import wrn
+from prunestudy.arch import wrn
 from prunestudy.train import Augment, Recipe, Runtime, fit
 d = data.load("digits")
 spec = wrn(10, 1, in_channels=1, image_size=8)
@@ -21,3 +22,16 @@ print(sorted(m for m in ("torch._dynamo", "sklearn", "torchvision", "torch.utils
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_snakemake_starts_without_waiting_for_an_absent_slurm_controller(tmp_path):
+    """The suite puts a stub before SLURM's `scontrol`: with no slurmctld it answers at once, so the SLURM
+    executor plugin's `scontrol show config` at every Snakemake start never waits out its 10 s timeout."""
+    slow = tmp_path / "slurm-clients"
+    slow.mkdir()
+    for tool in ("scontrol", "sinfo"):
+        (slow / tool).write_text("#!/bin/sh\nsleep 30\n")
+        (slow / tool).chmod(0o755)
+    env = {**os.environ, "PATH": os.environ["PATH"] + f":{slow}"}
+    res = subprocess.run(["scontrol", "show", "config"], env=env, timeout=10, capture_output=True)
+    assert res.returncode == 1

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from prunestudy import stats
-from prunestudy.claims import claims_table, verdict
+from prunestudy.claims import CLAIMS, claims_table
+from prunestudy.verdicts import verdict
 
 
 def _arms(shift: float, n_seeds: int = 6, budgets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
@@ -127,3 +128,37 @@ def test_references_sit_beside_reproduced_numbers_only_when_dataset_and_model_ma
     assert table.loc[0, "reproduced_error_pct"] == pytest.approx(5.0) and table.loc[0, "reproduced_n"] == 2
     assert pd.isna(table.loc[1, "reproduced_error_pct"]) and table.loc[1, "reproduced_n"] == 0
     assert not references_table(tmp_path / "refs.yaml", runs, "digits", "WRN-10-2")["reproduced_n"].any()
+
+
+def test_family_table_with_a_single_curve_of_two_points_is_empty_not_an_error():
+    """One budget and two width members: only the width curve has two points, so nothing is compared."""
+    runs = pd.DataFrame(
+        {
+            "arm": ["pruned", "width", "width"],
+            "seed": [1, 1, 1],
+            "budget": [0.5, None, None],
+            "member": [None, 1.0, 2.0],
+            "params": [500, 400, 900],
+            "test_error": [0.1, 0.12, 0.08],
+        }
+    )
+    table = stats.family_table(runs, grid_points=3, n_resamples=100)
+    assert table.empty and {"p_t", "p_t_holm", "family_a"} <= set(table.columns)
+
+
+def test_claims_on_one_measurement_share_one_holm_test():
+    paired = pd.DataFrame(
+        {
+            "comparison": ["pruned - scratch-E", "pruned - scratch-B"],
+            "mean_diff": [0.01, 0.02],
+            "ci_low": [0.0, 0.01],
+            "ci_high": [0.02, 0.03],
+            "p_wilcoxon": [0.02, 0.04],
+        }
+    )
+    table = claims_table(paired, stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error"])))
+    rows = table.set_index("claim")
+    # two distinct tests, so Holm multiplies the smaller p by 2, not by 3
+    assert rows.loc["liu-scratch-e", "p_holm"] == rows.loc["crowley-b-tuned", "p_holm"] == pytest.approx(0.04)
+    assert rows.loc["liu-scratch-b", "p_holm"] == pytest.approx(0.04)
+    assert len({frozenset((c.worse, c.better)) for c in CLAIMS}) == len(CLAIMS) - 1

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
+from prunestudy.arch import wrn
 from prunestudy.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from prunestudy.data import Augment
-from prunestudy.spec import wrn
 from prunestudy.train import NonFiniteLossError, Recipe, Runtime, evaluate, fit
 from tests.conftest import ROOT, cli, slices, tiny_spec
 
@@ -65,7 +65,7 @@ def _train_args(cfg, out, epochs):
     cfg = {
         **cfg,
         "train": {**cfg["train"], "epochs": epochs, "milestones": [epochs - 1]},
-        "model": {"depth": 10, "width": 1},
+        "model": {"family": "wrn", "depth": 10, "width": 1},
     }
     return [
         "train",
@@ -167,3 +167,30 @@ def test_resume_state_from_another_config_is_ignored(digits, tmp_path, caplog):
     with caplog.at_level("INFO", logger="prunestudy"):
         resumed = fit(spec, digits, longer, Augment(), seed=1, rt=rt, resume_path=path, resume_key="a")
     assert "resuming from epoch 2" in caplog.text and len(resumed.history) == 3
+
+
+def test_train_step_runs_a_methods_hooks_after_backward_and_after_the_step(digits):
+    from prunestudy.methods.base import TrainHooks
+    from prunestudy.train import make_optimizer, train_step
+
+    rt = Runtime.pick("cpu")
+    model = rt.prepare(wrn(10, 1, in_channels=1, image_size=8).build()).train()
+    opt = make_optimizer(model, RECIPE)
+    p = model.head.fc.weight
+    seen = []
+
+    def after_backward():
+        seen.append(("backward", p.grad is not None, p.detach().clone()))
+        p.grad.zero_()  # a hook may edit the gradient before the step uses it (as masking does)
+
+    def after_step():
+        seen.append(("step", True, p.detach().clone()))
+
+    before = p.detach().clone()
+    idx = torch.arange(16)
+    hooks = TrainHooks(after_backward=[after_backward], after_step=[after_step])
+    train_step(model, opt, digits, rt, idx, Augment(), torch.Generator().manual_seed(0), hooks)
+    assert [s[0] for s in seen] == ["backward", "step"] and seen[0][1]
+    assert torch.equal(seen[0][2], before)  # after backward, before the update
+    # the zeroed gradient reached the step: with weight decay only, the weights shrink by lr * wd
+    torch.testing.assert_close(seen[1][2], before * (1 - RECIPE.lr * RECIPE.weight_decay))

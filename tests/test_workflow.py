@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from prunestudy import paths
 from tests.conftest import ROOT
 from tests.workflow_helpers import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-STUDY = "results/digits"
+P = paths.StudyPaths("results/digits")
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,12 @@ def default_run(tmp_path_factory):
 def test_default_run_produces_every_artefact(default_run):
     work, config = default_run
     cfg = yaml.safe_load(config.read_text())
-    study = work / STUDY
-    runs = pd.read_csv(study / "runs.csv")
-    n_seeds, n_budgets = len(cfg["seeds"]), len(cfg["budgets"])
-    fam = cfg["families"]
+    exp = cfg["experiments"][0]
+    e = exp["name"]
+    runs = pd.read_csv(work / P.runs(experiment=e))
+    assert set(runs["experiment"]) == {e}
+    n_seeds, n_budgets = len(cfg["seeds"]), len(exp["targets"])
+    fam = exp["families"]
     expected = {
         "base": n_seeds,
         "pruned": n_seeds * n_budgets,
@@ -52,34 +55,26 @@ def test_default_run_produces_every_artefact(default_run):
     pruned = runs[runs["arm"] == "pruned"]
     assert (pruned["params"] <= pruned["budget"] * base_params).all() and pruned["budget"].min() <= 0.1
     # Scratch-B never trains fewer epochs than Scratch-E, and is capped at 2x
-    e = runs[runs["arm"] == "scratch-E"].set_index(["budget", "seed"])["epochs"]
-    b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])["epochs"]
-    assert (b >= e).all() and (b <= 2 * e).all()
+    epochs_e = runs[runs["arm"] == "scratch-E"].set_index(["budget", "seed"])["epochs"]
+    epochs_b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])["epochs"]
+    assert (epochs_b >= epochs_e).all() and (epochs_b <= 2 * epochs_e).all()
     scaled = [
         json.loads(Path(p).read_text()) for p in runs.loc[runs["arm"] == "scaled", "path"].map(lambda p: work / p)
     ]
     assert all(abs(m["params"] - m["extra"]["target_params"]) <= 0.01 * m["extra"]["target_params"] for m in scaled)
     for seed in cfg["seeds"]:
-        traj = pd.read_csv(study / f"prune/seed{seed}/trajectory.csv")
-        assert traj["step"].tolist() == list(range(1, cfg["prune"]["max_prunes"] + 1))
-        assert not (study / f"prune/seed{seed}/.resume").exists() or not any(
-            (study / f"prune/seed{seed}/.resume").iterdir()
-        )
-    for table in ("claims", "budget_stats", "paired", "families", "references"):
+        traj = pd.read_csv(work / P.trajectory(experiment=e, seed=seed))
+        assert traj["step"].tolist() == list(range(1, exp["prune"]["max_prunes"] + 1))
+        resume = paths.chunk_resume(work / P.prune_dir(experiment=e, seed=seed), 0).parent
+        assert not resume.exists() or not any(resume.iterdir())
+    for table in paths.TABLES:
         for ext in ("csv", "md", "tex", "html"):
-            assert (study / f"tables/{table}.{ext}").stat().st_size > 0
-    claims = pd.read_csv(study / "tables/claims.csv")
+            assert (work / P.table(experiment=e, table=table, ext=ext)).stat().st_size > 0
+    claims = pd.read_csv(work / P.table(experiment=e, table="claims"))
     assert len(claims) == 9 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
-    for fig in (
-        "error_vs_params",
-        "error_vs_flops",
-        "error_vs_latency",
-        "budget_arms",
-        "channel_profile",
-        "trajectory_heatmap",
-        "consistency",
-    ):
-        assert (study / f"figures/{fig}.png").stat().st_size > 5000 and (study / f"figures/{fig}.pdf").exists()
+    for fig in paths.FIGURES:
+        png, pdf = (work / P.figure(experiment=e, figure=fig, ext=ext) for ext in ("png", "pdf"))
+        assert png.stat().st_size > 5000 and pdf.exists()
     snakemake(work, config, "--report", str(work / "report.html"))
     html = (work / "report.html").read_text()
     assert html.count("trajectory_heatmap") >= 1 and "Verdict rule" in html
@@ -124,7 +119,7 @@ def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(defau
 
 def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(default_run):
     work, _ = default_run
-    jobs = planned_jobs(work, write_config(work / "prune.yaml", **{"prune.lr": 0.003}))
+    jobs = planned_jobs(work, write_config(work / "prune.yaml", **{"experiments.0.prune.lr": 0.003}))
     rules = set(_rules(jobs))
     assert {"prune_chunk", "trajectory", "extract_arch", "scratch", "scaled", "collect", "compare"} <= rules
     assert "train_base" not in rules and "family" not in rules
@@ -132,14 +127,15 @@ def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(de
 
 def test_paper_config_dry_runs_without_cifar(tmp_path):
     cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    (exp,) = cfg["experiments"]
     jobs = planned_jobs(tmp_path, ROOT / "config/paper.yaml")
     rules = _rules(jobs)
     n_seeds = len(cfg["seeds"])
-    n_chunks = -(-cfg["prune"]["max_prunes"] // cfg["prune"]["chunk"])
+    n_chunks = -(-exp["prune"]["max_prunes"] // exp["prune"]["chunk"])
     assert rules["prune_chunk"] == n_seeds * n_chunks
-    assert rules["scratch"] == 2 * n_seeds * len(cfg["budgets"])
+    assert rules["scratch"] == 2 * n_seeds * len(exp["targets"])
     assert {wc["regime"] for r, wc in jobs if r == "scratch"} == {"E", "B"}
-    fam = cfg["families"]
+    fam = exp["families"]
     assert rules["family"] == n_seeds * (len(fam["width"]) + len(fam["bottleneck"]))
     assert rules["scaled"] == n_seeds * len(fam["scaled"]["targets"])
-    assert rules["train_base"] == n_seeds and rules["extract_arch"] == n_seeds * len(cfg["budgets"])
+    assert rules["train_base"] == n_seeds and rules["extract_arch"] == n_seeds * len(exp["targets"])

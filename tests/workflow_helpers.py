@@ -13,13 +13,13 @@ from tests.conftest import ROOT
 
 
 def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Path:
-    """A copy of ``base`` with nested ``changes`` ('prune.lr': 0.01 style keys) applied."""
+    """A copy of ``base`` with nested ``changes`` applied: 'train.lr' or 'experiments.0.prune.lr' style keys."""
     cfg = yaml.safe_load((ROOT / base).read_text())
     for dotted, value in changes.items():
         node = cfg
         *parents, leaf = dotted.split(".")
         for p in parents:
-            node = node.setdefault(p, {})
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
         node[leaf] = value
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -1,12 +1,43 @@
-"""What each training arm trains: its spec and its recipe, from the base network and config slices."""
+"""The training arms: the only place their names are spelled, and what each one trains.
+
+An arm is one way a network in the study came to be: the large ``base`` network, a ``pruned``
+(pruned-and-tuned) network, the pruned architecture retrained from scratch for the same epochs
+(``scratch-E``) or the same compute (``scratch-B``), or a member of a family trained from scratch
+(``width``, ``bottleneck``, ``scaled``). Every other module refers to these constants.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prunestudy.budgets import bottleneck_member, scale_to_params, scratch_b_epochs, width_member
-from prunestudy.spec import ArchSpec
-from prunestudy.train import Recipe
+from prunestudy.arch import ArchSpec
+from prunestudy.budgets import scale_to_params, scratch_b_epochs
+from prunestudy.recipe import Recipe
+
+BASE = "base"
+PRUNED = "pruned"
+SCRATCH_E = "scratch-E"
+SCRATCH_B = "scratch-B"
+WIDTH = "width"
+BOTTLENECK = "bottleneck"
+SCALED = "scaled"
+
+ARMS = (BASE, PRUNED, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED)
+SCRATCH = {"E": SCRATCH_E, "B": SCRATCH_B}  # the regime wildcard of the workflow -> the arm
+RETRAINED = (PRUNED, SCRATCH_E, SCRATCH_B)  # the networks that come from one pruned architecture
+TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED)  # what `prunestudy train` trains
+MEMBER_FAMILIES = (WIDTH, BOTTLENECK)  # built from the model options with one option changed
+FAMILY_ARMS = (WIDTH, BOTTLENECK, SCALED)
+# the curve each arm's networks belong to when families are compared at matched parameters
+CURVES = {
+    PRUNED: f"{PRUNED} (tuned)",
+    SCRATCH_E: f"{PRUNED} ({SCRATCH_E})",
+    SCRATCH_B: f"{PRUNED} ({SCRATCH_B})",
+    WIDTH: WIDTH,
+    BOTTLENECK: BOTTLENECK,
+    SCALED: SCALED,
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +52,7 @@ def plan(
     base: ArchSpec,
     recipe: Recipe,
     *,
+    member_spec: Callable[[str, float], ArchSpec] | None = None,
     arch: ArchSpec | None = None,
     member: float | None = None,
     scratch_epochs: int | None = None,
@@ -29,15 +61,16 @@ def plan(
     """Resolve ``arm`` to a spec and recipe.
 
     ``arch`` is the sampled (pruned) spec for the scratch arms and the source spec for ``scaled``;
-    ``member`` is k' (width), Z (bottleneck) or the target fraction of base params (scaled).
+    ``member`` is k' (width), Z (bottleneck) or the target fraction of base params (scaled), and
+    ``member_spec(arm, member)`` builds a width or bottleneck member from the model options.
     """
-    if arm == "base":
+    if arm == BASE:
         return ArmPlan(base, recipe)
-    if arm in ("scratch-E", "scratch-B"):
+    if arm in (SCRATCH_E, SCRATCH_B):
         if arch is None:
             raise ValueError(f"{arm} needs the sampled architecture")
         epochs_e = scratch_epochs or recipe.epochs
-        if arm == "scratch-E":
+        if arm == SCRATCH_E:
             return ArmPlan(arch, recipe.stretched(epochs_e), {"epochs_e": epochs_e})
         epochs_b = scratch_b_epochs(epochs_e, base.flops(), arch.flops(), max_factor)
         return ArmPlan(
@@ -47,11 +80,11 @@ def plan(
         )
     if member is None:
         raise ValueError(f"{arm} needs a member value")
-    if arm == "width":
-        return ArmPlan(width_member(base, member), recipe, {"member": member})
-    if arm == "bottleneck":
-        return ArmPlan(bottleneck_member(base, member), recipe, {"member": member})
-    if arm == "scaled":
+    if arm in MEMBER_FAMILIES:
+        if member_spec is None:
+            raise ValueError(f"{arm} needs the model options to build its members")
+        return ArmPlan(member_spec(arm, member), recipe, {"member": member})
+    if arm == SCALED:
         if arch is None:
             raise ValueError("scaled needs the source architecture")
         target = round(member * base.param_count())

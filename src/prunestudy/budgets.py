@@ -1,4 +1,4 @@
-"""Budget arithmetic: Scratch-B epochs, family members, linear scaling and budget sampling."""
+"""Budget arithmetic: Scratch-B epochs, linear scaling and budget sampling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from prunestudy.spec import ArchSpec, wrn
+from prunestudy.arch import ArchSpec
 
 log = logging.getLogger("prunestudy")
 
@@ -24,18 +24,8 @@ def scratch_b_epochs(epochs_e: int, base_flops: int, arch_flops: int, max_factor
     return epochs if max_factor is None else min(epochs, math.floor(max_factor * epochs_e))
 
 
-def width_member(base: ArchSpec, k: float) -> ArchSpec:
-    """WRN-d-k' with the base's depth, classes and input."""
-    return wrn(base.depth, k, num_classes=base.num_classes, in_channels=base.in_channels, image_size=base.image_size)
-
-
-def bottleneck_member(base: ArchSpec, z: float) -> ArchSpec:
-    """Every mid set to int(block output width x Z); block I/O unchanged."""
-    return base.with_mids(tuple(int(b.out_ch * z) for b in base.blocks))
-
-
 def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[ArchSpec, float]:
-    """Scale ``source``'s mids by one common factor so that params land as close to ``target`` as they can.
+    """Scale ``source``'s group widths by one common factor so that params land as close to ``target`` as they can.
 
     Bisection finds the factor; rounding makes params a step function of it, and on a small network one
     channel of a wide block is several percent of the total, so each mid is then rounded down or up
@@ -71,14 +61,15 @@ def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[A
 
 
 def _roundings(source: ArchSpec, factor: float) -> list[ArchSpec]:
-    """Mids x factor, all rounded down, then rounded up one block at a time in order of remainder."""
-    exact = [m * factor for m in source.mids]
-    mids = [0 if m == 0 else max(1, math.floor(x)) for m, x in zip(source.mids, exact, strict=True)]
-    out = [source.with_mids(mids)]
-    for i in sorted(range(len(mids)), key=lambda i: math.floor(exact[i]) - exact[i]):
-        if source.mids[i] and mids[i] < math.ceil(exact[i]):
-            mids[i] += 1
-            out.append(source.with_mids(mids))
+    """Widths x factor, all rounded down, then rounded up one group at a time in order of remainder."""
+    widths = source.widths_vector
+    exact = [w * factor for w in widths]
+    new = [0 if w == 0 else max(1, math.floor(x)) for w, x in zip(widths, exact, strict=True)]
+    out = [source.with_widths(new)]
+    for i in sorted(range(len(new)), key=lambda i: math.floor(exact[i]) - exact[i]):
+        if widths[i] and new[i] < math.ceil(exact[i]):
+            new[i] += 1
+            out.append(source.with_widths(new))
     return out
 
 

@@ -2,25 +2,20 @@
 
 Every effect is oriented so that a positive value supports the claim: it is the test error of the
 network the claim says is worse minus that of the one it says is better, in percentage points.
-
-Verdict rule (also printed in the report):
-- "beats" claims are *supported* when the Holm-corrected p < alpha and the effect is positive,
-  *contradicted* when p < alpha and the effect is negative, and *inconclusive* otherwise.
-- "matches or beats" claims are *contradicted* when p < alpha and the effect is negative; *supported*
-  when p < alpha and the effect is positive, or when the CI's lower bound lies above minus the
-  equivalence margin; *inconclusive* otherwise.
+Holm's correction runs over the distinct measurements of the table: two claims that rest on the same
+comparison (Liu's Scratch-E claim and Crowley's (b) against the tuned networks) share one test and one
+corrected p-value. The verdict rule is :data:`prunestudy.verdicts.VERDICT_RULE`, also printed in the report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
 from prunestudy.stats import holm
-
-VERDICT_RULE = __doc__.split("Verdict rule (also printed in the report):")[1].strip()
+from prunestudy.verdicts import verdict
 
 
 @dataclass(frozen=True)
@@ -39,80 +34,80 @@ CLAIMS = (
         "Liu et al.",
         "Scratch-E matches or beats the pruned-and-fine-tuned network",
         "matches_or_beats",
-        "pruned",
-        "scratch-E",
+        PRUNED,
+        SCRATCH_E,
     ),
     Claim(
         "liu-scratch-b",
         "Liu et al.",
         "Scratch-B matches or beats the pruned-and-fine-tuned network",
         "matches_or_beats",
-        "pruned",
-        "scratch-B",
+        PRUNED,
+        SCRATCH_B,
     ),
     Claim(
         "crowley-a-width",
         "Crowley et al.",
         "(a) WRN-d-k' width family from scratch beats pruned-and-tuned networks at equal params",
         "beats",
-        "pruned (tuned)",
-        "width",
+        CURVES[PRUNED],
+        WIDTH,
     ),
     Claim(
         "crowley-a-bottleneck",
         "Crowley et al.",
         "(a) bottleneck-Z family from scratch beats pruned-and-tuned networks at equal params",
         "beats",
-        "pruned (tuned)",
-        "bottleneck",
+        CURVES[PRUNED],
+        BOTTLENECK,
     ),
     Claim(
         "crowley-b-tuned",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat their pruned-and-tuned versions",
         "beats",
-        "pruned",
-        "scratch-E",
+        PRUNED,
+        SCRATCH_E,
     ),
     Claim(
         "crowley-b-width",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat the width family",
         "beats",
-        "width",
-        "pruned (scratch-E)",
+        WIDTH,
+        CURVES[SCRATCH_E],
     ),
     Claim(
         "crowley-b-bottleneck",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat the bottleneck family",
         "beats",
-        "bottleneck",
-        "pruned (scratch-E)",
+        BOTTLENECK,
+        CURVES[SCRATCH_E],
     ),
     Claim(
         "crowley-c-width",
         "Crowley et al.",
         "(c) linearly scaling one pruned architecture matches or beats the width family",
         "matches_or_beats",
-        "width",
-        "scaled",
+        WIDTH,
+        SCALED,
     ),
     Claim(
         "crowley-c-bottleneck",
         "Crowley et al.",
         "(c) linearly scaling one pruned architecture matches or beats the bottleneck family",
         "matches_or_beats",
-        "bottleneck",
-        "scaled",
+        BOTTLENECK,
+        SCALED,
     ),
 )
 
 
 def _measure(claim: Claim, paired: pd.DataFrame, families: pd.DataFrame) -> tuple[float, float, float, float, str]:
     """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim."""
-    if claim.worse == "pruned" and claim.better.startswith("scratch"):
-        row = paired[paired["comparison"] == f"pruned - {claim.better}"]
+    if claim.worse == PRUNED and claim.better in (SCRATCH_E, SCRATCH_B):
+        row = paired[paired["comparison"] == f"{PRUNED} - {claim.better}"]
         if len(row):
             r = row.iloc[0]
             return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], "paired Wilcoxon over (budget, seed)"
@@ -125,19 +120,6 @@ def _measure(claim: Claim, paired: pd.DataFrame, families: pd.DataFrame) -> tupl
                 return sign * r["mean_diff"], lo, hi, r["p_t"], "family curves at matched params (t over seeds)"
     nan = float("nan")
     return nan, nan, nan, nan, "not measured: an arm is missing"
-
-
-def verdict(kind: str, effect: float, ci_low: float, p_holm: float, alpha: float, margin: float) -> str:
-    significant = bool(np.isfinite(p_holm) and p_holm < alpha)
-    if not np.isfinite(effect):
-        return "inconclusive"
-    if significant and effect < 0:
-        return "contradicted"
-    if significant and effect > 0:
-        return "supported"
-    if kind == "matches_or_beats" and np.isfinite(ci_low) and ci_low > -margin:
-        return "supported"
-    return "inconclusive"
 
 
 def claims_table(
@@ -160,7 +142,12 @@ def claims_table(
             }
         )
     df = pd.DataFrame(rows)
-    df["p_holm"] = holm(df["p"])
+    # one test per distinct measurement: claims on the same comparison share it
+    measurement = [frozenset((c.worse, c.better)) for c in CLAIMS]
+    first = {m: i for i, m in reversed(list(enumerate(measurement)))}
+    unique = sorted(set(first.values()))
+    corrected = holm(df.loc[unique, "p"])
+    df["p_holm"] = [corrected[first[m]] for m in measurement]
     df["verdict"] = [
         verdict(r.kind, r.effect_pp / 100, r.ci_low_pp / 100, r.p_holm, alpha, margin) for r in df.itertuples()
     ]

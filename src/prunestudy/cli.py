@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from prunestudy.arms import TRAINED
 from prunestudy.artifacts import config_hash
 from prunestudy.stages import LOGIC_VERSIONS
 
@@ -36,8 +37,9 @@ def _slices(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="the experiment's name (recorded in every artefact)")
     p.add_argument("--data", type=_json, required=True, help="the data config slice (JSON)")
-    p.add_argument("--model", type=_json, required=True, help="the model config slice (JSON)")
+    p.add_argument("--model", type=_json, required=True, help="the experiment's model options (JSON)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, required=True)
@@ -65,22 +67,25 @@ def _augment(data_cfg: dict):
 def _base_spec(args):
     from prunestudy.config import base_spec
 
-    return base_spec({"model": args.model, "data": args.data})
+    return base_spec(args.model, args.data)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from prunestudy.arch import spec_from_json
     from prunestudy.arms import plan
     from prunestudy.artifacts import save_checkpoint
+    from prunestudy.config import member_spec
+    from prunestudy.paths import train_resume
     from prunestudy.records import RunRecord
-    from prunestudy.spec import ArchSpec
     from prunestudy.train import Recipe, Runtime, derive_seed, fit, measure_latency
 
     rt = Runtime.pick(args.device)
-    arch = ArchSpec.from_json(Path(args.arch).read_text()) if args.arch else None
+    arch = spec_from_json(Path(args.arch).read_text()) if args.arch else None
     p = plan(
         args.arm,
         _base_spec(args),
         Recipe.from_dict(args.recipe),
+        member_spec=lambda kind, value: member_spec(args.model, args.data, kind, value),
         arch=arch,
         member=args.member,
         scratch_epochs=args.scratch_e.get("epochs"),
@@ -102,15 +107,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     key = config_hash(
         {**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict(), "logic": LOGIC_VERSIONS["train"]}
     )
-    result = fit(
-        p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=out / "resume.pt", resume_key=key
-    )
+    resume = train_resume(out)
+    result = fit(p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=resume, resume_key=key)
     latency = measure_latency(
         result.model, p.spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
     )
     save_checkpoint(out / "model.pt", {"spec": p.spec.to_json(), "state": result.model.state_dict()})
     RunRecord.for_spec(
         p.spec,
+        experiment=args.experiment,
         arm=args.arm,
         latency_ms=latency,
         latency_batch=args.latency["batch_size"],
@@ -127,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         config_hash=config_hash(slices),
         extra={**p.extra, "member_of": args.member_of, "history": result.history},
     ).write(out / "metrics.json")
-    (out / "resume.pt").unlink(missing_ok=True)
+    resume.unlink(missing_ok=True)
     logging.info("done: val error %.4f, test error %.4f", result.val_error, result.test_error)
 
 
@@ -140,21 +145,22 @@ def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
 
 
 def cmd_prune_chunk(args: argparse.Namespace) -> None:
-    from prunestudy.prune import ROW_FIELDS, PruneConfig, PruneState, run_chunk
+    from prunestudy.methods.fisher import FisherParams
+    from prunestudy.paths import chunk_resume, steps_dir
     from prunestudy.train import Runtime
+    from prunestudy.trajectory import ROW_FIELDS, PruneState, run_chunk
 
     rt = Runtime.pick(args.device)
-    cfg = PruneConfig(**args.prune)
+    cfg = FisherParams(**args.prune)
     start, end = cfg.chunk_range(args.chunk)
-    out_state = Path(args.out_state)
-    work = out_state.parent
+    work = Path(args.out_state).parent
     state = PruneState.load(args.input)
     if state.step != start and not state.stopped:
         raise SystemExit(
             f"prunestudy: {args.input} ends at step {state.step}, but chunk {args.chunk} starts at {start}"
         )
     logging.info("seed %d chunk %d: steps %d..%d from %s", args.seed, args.chunk, start + 1, end, args.input)
-    resume = work / ".resume" / f"chunk{args.chunk:03d}.pt"
+    resume = chunk_resume(work, args.chunk)
     if state.stopped:
         logging.info("trajectory already stopped (%s); passing the state on", state.stopped)
         state.rows = []
@@ -169,11 +175,12 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             seed=args.seed,
             base=_base_spec(args),
             end_step=end,
-            steps_dir=work / "steps",
+            steps_dir=steps_dir(work),
             resume_path=resume,
             resume_key=config_hash(
                 {
                     **_slices(args, ("data", "model", "prune")),
+                    "experiment": args.experiment,
                     "seed": args.seed,
                     "chunk": args.chunk,
                     "from": [state.spec.spec_id, state.step],
@@ -182,7 +189,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             ),
         )
     _write_csv(state.rows, args.out_rows, ROW_FIELDS)
-    state.save(out_state)
+    state.save(args.out_state)
     resume.unlink(missing_ok=True)
 
 
@@ -209,10 +216,12 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from prunestudy.arch import spec_from_json
+    from prunestudy.arms import PRUNED
     from prunestudy.artifacts import atomic_write_text, load_checkpoint
     from prunestudy.budgets import first_step_at_or_below
+    from prunestudy.paths import steps_dir
     from prunestudy.records import RunRecord
-    from prunestudy.spec import ArchSpec
     from prunestudy.surgery import materialise
     from prunestudy.train import Runtime, measure_latency
 
@@ -221,8 +230,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
     df = pd.read_csv(args.trajectory)
     i = first_step_at_or_below(df["params"].tolist(), args.budget * base.param_count())
     row = df.iloc[i]
-    ckpt = load_checkpoint(Path(args.trajectory).parent / "steps" / row["checkpoint"])
-    spec = ArchSpec.from_json(ckpt["spec"])
+    ckpt = load_checkpoint(steps_dir(Path(args.trajectory).parent) / row["checkpoint"])
+    spec = spec_from_json(ckpt["spec"])
     if spec.spec_id != row["spec_id"]:
         raise SystemExit(
             f"prunestudy: checkpoint {row['checkpoint']} holds {spec.spec_id}, the table says "
@@ -236,7 +245,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
     atomic_write_text(out / "spec.json", spec.to_json() + "\n")
     RunRecord.for_spec(
         spec,
-        arm="pruned",
+        experiment=args.experiment,
+        arm=PRUNED,
         latency_ms=latency,
         latency_batch=args.latency["batch_size"],
         seed=args.seed,
@@ -285,9 +295,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     paired = stats.paired_table(runs, a["bootstrap_resamples"])
     families = stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"])
     claims = claims_table(paired, families, a["alpha"], a["equivalence_margin"])
-    refs = references_table(
-        a["references"], runs, args.data["name"], model_name(args.model["depth"], args.model["width"])
-    )
+    refs = references_table(a["references"], runs, args.data["name"], model_name(args.model))
     for name, df in (
         ("budget_stats", budget),
         ("paired", paired),
@@ -304,6 +312,8 @@ def cmd_figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from prunestudy import figures
+    from prunestudy.arch import spec_from_dict
+    from prunestudy.arms import BASE, PRUNED
     from prunestudy.artifacts import read_json
 
     runs = pd.read_csv(args.runs)
@@ -311,19 +321,21 @@ def cmd_figures(args: argparse.Namespace) -> None:
     for x in ("params", "flops", "latency_ms"):
         figures.save(figures.error_vs(runs, x), out / f"error_vs_{x.removesuffix('_ms')}")
     figures.save(figures.budget_arms(runs), out / "budget_arms")
-    pruned = runs[runs["arm"] == "pruned"]
+    pruned = runs[runs["arm"] == PRUNED]
     specs = pd.DataFrame(
         {
             "seed": pruned["seed"],
             "budget": pruned["budget"],
-            "mids": [read_json(p)["spec"]["mids"] for p in pruned["path"]],
+            "widths": [list(spec_from_dict(read_json(p)["spec"]).widths_vector) for p in pruned["path"]],
         }
     )
     figures.save(figures.channel_profile(specs), out / "channel_profile")
     figures.save(figures.consistency(specs), out / "consistency")
-    base = read_json(runs.loc[runs["arm"] == "base", "path"].iloc[0])["spec"]["mids"]
-    trajectories = {int(Path(p).parent.name.removeprefix("seed")): pd.read_csv(p) for p in args.trajectories}
-    figures.save(figures.trajectory_heatmap(trajectories, base), out / "trajectory_heatmap")
+    base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
+    if len(args.seeds) != len(args.trajectories):
+        raise ValueError(f"{len(args.trajectories)} trajectories for {len(args.seeds)} seeds")
+    trajectories = {s: pd.read_csv(p) for s, p in zip(args.seeds, args.trajectories, strict=True)}
+    figures.save(figures.trajectory_heatmap(trajectories, list(base)), out / "trajectory_heatmap")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one network (any arm) and write metrics.json and model.pt")
     _common(p)
-    p.add_argument("--arm", required=True, choices=["base", "scratch-E", "scratch-B", "width", "bottleneck", "scaled"])
+    p.add_argument("--arm", required=True, choices=TRAINED)
     p.add_argument("--recipe", type=_json, required=True)
     p.add_argument("--latency", type=_json, required=True)
     p.add_argument("--scratch-e", type=_json, default={"epochs": None})
@@ -382,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="every figure, as PNG and PDF")
     p.add_argument("--runs", required=True)
     p.add_argument("--trajectories", nargs="+", required=True)
+    p.add_argument("--seeds", nargs="+", type=int, required=True, help="the seed of each trajectory, in order")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_figures)
     return parser

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunestudy.arms import RETRAINED
 from prunestudy.artifacts import read_json
 
 # copied verbatim from each metrics.json
@@ -25,15 +26,16 @@ COPIED = (
     "device",
     "config_hash",
 )
-COLUMNS = ("arm", "seed", "budget", "member", *COPIED, "git_commit", "path")
+COLUMNS = ("experiment", "arm", "seed", "budget", "member", *COPIED, "git_commit", "path")
 
 
 def run_row(path: str | Path) -> dict:
     m = read_json(path)
     extra = m.get("extra", {})
-    scratch = m["arm"] in ("pruned", "scratch-E", "scratch-B")
+    scratch = m["arm"] in RETRAINED
     member_of = extra.get("member_of")
     return {
+        "experiment": m["experiment"],
         "arm": m["arm"],
         "seed": m["seed"],
         "budget": float(member_of) if scratch and member_of is not None else None,

@@ -1,22 +1,36 @@
 """Config validation: JSON Schema with defaults, then the checks a schema cannot express.
 
 The Snakefile calls :func:`validate` before it builds the DAG, so a bad config stops the run before
-any job with one message that names the key and what is allowed.
+any job with one message that names the key and what is allowed. Validation also fills each
+experiment's method settings from the method's hyper-parameter dataclass, the one place their
+defaults live. Torch-free, so that every Snakemake start stays fast.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from prunestudy.arch import ArchSpec, build_spec
 from prunestudy.catalog import DATASETS
-from prunestudy.spec import wrn
+from prunestudy.methods import method
+from prunestudy.paths import target_label
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = files("prunestudy") / "config.schema.yaml"
+
+# top-level keys of the one-experiment config, and where each went
+MOVED = {
+    "model": "experiments[].model (with 'family: wrn')",
+    "prune": "experiments[].prune",
+    "budgets": "experiments[].targets",
+    "families": "experiments[].families",
+}
 
 
 class ConfigError(ValueError):
@@ -40,12 +54,23 @@ _Filling = _with_defaults(Draft202012Validator)
 
 
 def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "<top level>"
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out.lstrip(".") or "<top level>"
 
 
-def validate(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> dict[str, Any]:
+def validate(config: dict[str, Any], schema_path: str | Path | None = None) -> dict[str, Any]:
     """Fill defaults into ``config`` in place, check it, and return it; raise :class:`ConfigError`."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    moved = sorted(set(MOVED) & set(config))
+    if moved:
+        raise ConfigError(
+            f"config key '{moved[0]}' is no longer top-level: a study is now a list of experiments. "
+            + "; ".join(f"'{k}' went to {MOVED[k]}" for k in moved)
+            + " (see config/README.md and config/config.yaml)"
+        )
+    text = Path(schema_path).read_text() if schema_path else SCHEMA.read_text()
+    schema = yaml.safe_load(text)
     errors = sorted(_Filling(schema).iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         e = errors[0]
@@ -55,55 +80,72 @@ def validate(config: dict[str, Any], schema_path: str | Path = SCHEMA) -> dict[s
     return config
 
 
+def base_spec(model: dict[str, Any], data: dict[str, Any]) -> ArchSpec:
+    """The experiment's large network, from its ``model`` options and the dataset's shape."""
+    i = DATASETS[data["name"]]
+    return build_spec(model, num_classes=i.num_classes, in_channels=i.in_channels, image_size=i.image_size)
+
+
+def _check_unique(values: list[float], key: str) -> None:
+    labels = [target_label(v) for v in values]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ConfigError(f"config key '{key}': values {dup} repeat once written as they are in result paths")
+
+
 def _check_semantics(c: dict[str, Any]) -> None:
-    depth = c["model"]["depth"]
-    if (depth - 4) % 6:
-        raise ConfigError(f"config key 'model.depth': {depth} is not of the form 6n+4 (10, 16, 22, 28, 34, 40, ...)")
-    base = base_spec(c)
-    if c["prune"]["max_prunes"] > base.prunable_channels:
+    r = c["train"]
+    late = [m for m in r["milestones"] if m >= r["epochs"]]
+    if r["schedule"] == "multistep" and late:
+        raise ConfigError(f"config key 'train.milestones': {late} not below train.epochs={r['epochs']}")
+    names = [e["name"] for e in c["experiments"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config key 'experiments': names must be unique, got {names}")
+    for i, e in enumerate(c["experiments"]):
+        _check_experiment(e, f"experiments[{i}]", c)
+
+
+def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
+    try:
+        base = base_spec(e["model"], c["data"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key '{at}.model': {err}") from err
+    params = method(e["method"]).params
+    e["prune"] = asdict(params(**e.get("prune", {})))
+    prune = e["prune"]
+    if prune["max_prunes"] > base.prunable_channels:
         raise ConfigError(
-            f"config key 'prune.max_prunes': {c['prune']['max_prunes']} exceeds the {base.prunable_channels} "
-            f"prunable channels of WRN-{depth}-{c['model']['width']}"
+            f"config key '{at}.prune.max_prunes': {prune['max_prunes']} exceeds the {base.prunable_channels} "
+            f"prunable channels of {base.spec_id}"
         )
-    for name in ("train",):
-        r = c[name]
-        late = [m for m in r["milestones"] if m >= r["epochs"]]
-        if r["schedule"] == "multistep" and late:
-            raise ConfigError(f"config key '{name}.milestones': {late} not below {name}.epochs={r['epochs']}")
-    floor = c["prune"]["param_floor"]
-    if floor and min(c["budgets"]) < floor:
+    _check_unique(e["targets"], f"{at}.targets")
+    floor = prune["param_floor"]
+    if floor and min(e["targets"]) < floor:
         raise ConfigError(
-            f"config key 'budgets': {min(c['budgets'])} is below prune.param_floor={floor}, "
+            f"config key '{at}.targets': {min(e['targets'])} is below prune.param_floor={floor}, "
             "so no trajectory step can reach it"
         )
-    scaled = c["families"]["scaled"]
-    if scaled["targets"] and scaled["source_budget"] not in c["budgets"]:
+    fam = e["families"]
+    for kind in ("width", "bottleneck"):
+        _check_unique(fam[kind], f"{at}.families.{kind}")
+        for v in fam[kind]:
+            try:
+                member_spec(e["model"], c["data"], kind, v)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"config key '{at}.families.{kind}': member {v} cannot be built: {err}") from err
+    scaled = fam["scaled"]
+    _check_unique(scaled["targets"], f"{at}.families.scaled.targets")
+    if scaled["targets"] and scaled["source_budget"] not in e["targets"]:
         raise ConfigError(
-            f"config key 'families.scaled.source_budget': {scaled['source_budget']} "
-            f"is not one of budgets {c['budgets']}"
+            f"config key '{at}.families.scaled.source_budget': {scaled['source_budget']} "
+            f"is not one of targets {e['targets']}"
         )
     if scaled["source_seed"] is not None and scaled["source_seed"] not in c["seeds"]:
         raise ConfigError(
-            f"config key 'families.scaled.source_seed': {scaled['source_seed']} is not one of seeds {c['seeds']}"
+            f"config key '{at}.families.scaled.source_seed': {scaled['source_seed']} is not one of seeds {c['seeds']}"
         )
-    for k in c["families"]["width"]:
-        if int(16 * k) < 1:
-            raise ConfigError(f"config key 'families.width': k'={k} gives a zero-width stage")
 
 
-def base_spec(c: dict[str, Any], **overrides: Any):
-    """The base WRN from the ``model`` and ``data`` slices; ``overrides`` set k or the bottleneck Z."""
-    i = DATASETS[c["data"]["name"]]
-    kw = {"k": c["model"]["width"], **overrides}
-    return wrn(
-        c["model"]["depth"],
-        kw.pop("k"),
-        num_classes=i.num_classes,
-        in_channels=i.in_channels,
-        image_size=i.image_size,
-        **kw,
-    )
-
-
-def load(path: str | Path) -> dict[str, Any]:
-    return validate(yaml.safe_load(Path(path).read_text()) or {})
+def member_spec(model: dict[str, Any], data: dict[str, Any], kind: str, value: float) -> ArchSpec:
+    """A width or bottleneck family member: the experiment's model with that option (k' or Z) set to ``value``."""
+    return base_spec({**model, kind: value}, data)

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from prunestudy.arms import BASE, RETRAINED
 from prunestudy.stats import family_curves
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
-ARM_ORDER = ["pruned", "scratch-E", "scratch-B"]
+ARM_ORDER = list(RETRAINED)
 
 
 def save(fig: plt.Figure, stem: str | Path) -> None:
@@ -53,7 +54,7 @@ def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
         ax.errorbar(
             g["x"], g["err"], yerr=g["sd"].fillna(0), marker="o", ms=4, capsize=2, label=family, color=palette[family]
         )
-    base = runs[runs["arm"] == "base"]
+    base = runs[runs["arm"] == BASE]
     if len(base):
         ax.scatter(base[x], 100 * base["test_error"], marker="*", s=120, color="black", label="base", zorder=5)
     ax.set_xscale("log")
@@ -91,14 +92,14 @@ def budget_arms(runs: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _mids(specs: pd.DataFrame) -> np.ndarray:
-    return np.array([list(m) for m in specs["mids"]])
+def _widths(specs: pd.DataFrame) -> np.ndarray:
+    return np.array([list(m) for m in specs["widths"]])
 
 
 def channel_profile(specs: pd.DataFrame) -> plt.Figure:
     """Width per block against block index, one line per budget (one panel per pruning seed).
 
-    ``specs`` has columns seed, budget and mids (a sequence of ints per row).
+    ``specs`` has columns seed, budget and widths (a sequence of ints per row).
     """
     seeds = sorted(specs["seed"].unique())
     fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.8), squeeze=False, sharey=True)
@@ -106,7 +107,7 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
     for ax, seed in zip(axes[0], seeds, strict=True):
         for color, (budget, g) in zip(colors, specs[specs["seed"] == seed].groupby("budget"), strict=False):
             ax.plot(
-                range(len(g["mids"].iloc[0])), g["mids"].iloc[0], marker="o", ms=3, color=color, label=f"{budget:g}"
+                range(len(g["widths"].iloc[0])), g["widths"].iloc[0], marker="o", ms=3, color=color, label=f"{budget:g}"
             )
         ax.set_xlabel("block index")
         ax.set_title(f"pruning seed {seed}")
@@ -121,7 +122,7 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
         len(trajectories), 1, figsize=(8, 1.2 + 0.25 * len(initial) * len(trajectories)), squeeze=False
     )
     for ax, (seed, df) in zip(axes[:, 0], sorted(trajectories.items()), strict=True):
-        widths = np.array([[int(v) for v in m.split(";")] for m in df["mids"]]).T
+        widths = np.array([[int(v) for v in m.split(";")] for m in df["widths"]]).T
         frac = widths / np.maximum(np.array(initial)[:, None], 1)
         im = ax.imshow(
             frac,
@@ -143,7 +144,7 @@ def consistency(specs: pd.DataFrame) -> plt.Figure:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     colors = sns.color_palette("viridis", specs["budget"].nunique())
     for color, (budget, g) in zip(colors, specs.groupby("budget"), strict=False):
-        w = _mids(g)
+        w = _widths(g)
         mean, sd = w.mean(0), w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
         idx = np.arange(w.shape[1])
         ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=f"{budget:g}")

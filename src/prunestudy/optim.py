@@ -5,6 +5,7 @@ which every short workflow job would pay for nothing. :class:`SGD` keeps the hyp
 momentum buffer per parameter, and its step calls ``torch.optim.sgd.sgd``, the function that
 ``torch.optim.SGD.step`` calls, with the same defaults: the arithmetic is PyTorch's, and a test holds
 the two bit-identical. Buffers are keyed by parameter so that surgery can slice them by name.
+Parameter groups carry their own weight decay and learning-rate scale, as torch's do.
 """
 
 from __future__ import annotations
@@ -18,15 +19,26 @@ from torch.optim.sgd import sgd
 class SGD:
     def __init__(
         self,
-        params: Iterable[torch.Tensor],
+        params: Iterable[torch.Tensor] | Iterable[dict],
         *,
         lr: float,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ):
-        self.params = list(params)
-        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+        params = list(params)
+        if not params or not isinstance(params[0], dict):
+            params = [{"params": params}]
+        self.groups = [
+            {
+                "params": list(g["params"]),
+                "weight_decay": g.get("weight_decay", weight_decay),
+                "lr_scale": g.get("lr_scale", 1.0),
+            }
+            for g in params
+        ]
+        self.params = [p for g in self.groups for p in g["params"]]
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
         self.buffers: dict[torch.Tensor, torch.Tensor] = {}
 
     def zero_grad(self) -> None:
@@ -35,21 +47,24 @@ class SGD:
 
     @torch.no_grad()
     def step(self) -> None:
-        params = [p for p in self.params if p.grad is not None]
-        buffers = [self.buffers.get(p) for p in params]
-        sgd(
-            params,
-            [p.grad for p in params],
-            buffers,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            lr=self.lr,
-            dampening=0.0,
-            nesterov=self.nesterov,
-            maximize=False,
-        )
-        if self.momentum:
-            self.buffers.update(zip(params, buffers, strict=True))
+        for g in self.groups:
+            params = [p for p in g["params"] if p.grad is not None]
+            if not params:
+                continue
+            buffers = [self.buffers.get(p) for p in params]
+            sgd(
+                params,
+                [p.grad for p in params],
+                buffers,
+                weight_decay=g["weight_decay"],
+                momentum=self.momentum,
+                lr=self.lr * g["lr_scale"],
+                dampening=0.0,
+                nesterov=self.nesterov,
+                maximize=False,
+            )
+            if self.momentum:
+                self.buffers.update(zip(params, buffers, strict=True))
 
     def state_dict(self) -> dict:
         """Tensors and plain data only, in parameter order (for resume state)."""

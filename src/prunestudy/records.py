@@ -7,16 +7,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prunestudy.artifacts import read_json, versions, write_json
-from prunestudy.spec import ArchSpec
-
-ARMS = ("base", "pruned", "scratch-E", "scratch-B", "width", "bottleneck", "scaled")
+from prunestudy.arch import ArchSpec
+from prunestudy.arms import ARMS
+from prunestudy.artifacts import versions, write_json
 
 
 @dataclass
 class RunRecord:
     """Which network, trained how, scoring what, and produced by which code."""
 
+    experiment: str
     arm: str
     spec: dict
     spec_id: str
@@ -57,7 +57,3 @@ class RunRecord:
 
     def write(self, path: str | os.PathLike) -> None:
         write_json(path, asdict(self))
-
-
-def read_record(path: str | os.PathLike) -> RunRecord:
-    return RunRecord(**read_json(path))

@@ -16,7 +16,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-ARM_PAIRS = (("pruned", "scratch-E"), ("pruned", "scratch-B"), ("scratch-E", "scratch-B"))
+from prunestudy.arms import CURVES, PRUNED, RETRAINED, SCRATCH_B, SCRATCH_E
+
+ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -65,9 +67,9 @@ def _two_sample(a: np.ndarray, b: np.ndarray) -> dict:
 def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per budget: each arm's test-error summary and each pair's tests (Holm within the table)."""
     rows = []
-    sub = runs[runs["arm"].isin(["pruned", "scratch-E", "scratch-B"])]
+    sub = runs[runs["arm"].isin(RETRAINED)]
     for budget, g in sub.groupby("budget"):
-        err = {arm: g.loc[g["arm"] == arm, "test_error"].to_numpy() for arm in ("pruned", "scratch-E", "scratch-B")}
+        err = {arm: g.loc[g["arm"] == arm, "test_error"].to_numpy() for arm in RETRAINED}
         for a, b in ARM_PAIRS:
             if not len(err[a]) or not len(err[b]):
                 continue
@@ -101,20 +103,18 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paired_table(runs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Across budgets: fine-tuned vs each scratch regime, paired by (budget, seed) (Wilcoxon signed-rank)."""
-    piv = runs[runs["arm"].isin(["pruned", "scratch-E", "scratch-B"])].pivot_table(
-        index=["budget", "seed"], columns="arm", values="test_error"
-    )
+    piv = runs[runs["arm"].isin(RETRAINED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
     rows = []
-    for regime in ("scratch-E", "scratch-B"):
-        if regime not in piv or "pruned" not in piv:
+    for regime in (SCRATCH_E, SCRATCH_B):
+        if regime not in piv or PRUNED not in piv:
             continue
-        pair = piv[["pruned", regime]].dropna()
-        d = (pair["pruned"] - pair[regime]).to_numpy()  # > 0: scratch has lower error
+        pair = piv[[PRUNED, regime]].dropna()
+        d = (pair[PRUNED] - pair[regime]).to_numpy()  # > 0: scratch has lower error
         p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else float("nan")
         lo, hi = bootstrap_ci(d, n_resamples, seed)
         rows.append(
             {
-                "comparison": f"pruned - {regime}",
+                "comparison": f"{PRUNED} - {regime}",
                 "n_pairs": len(d),
                 "mean_diff": float(d.mean()),
                 "ci_low": lo,
@@ -152,16 +152,8 @@ def bootstrap_ci(x: np.ndarray, n_resamples: int = 2000, seed: int = 0, level: f
 
 def family_curves(runs: pd.DataFrame) -> pd.DataFrame:
     """Label every network with the family whose curve it belongs to."""
-    names = {
-        "pruned": "pruned (tuned)",
-        "scratch-E": "pruned (scratch-E)",
-        "scratch-B": "pruned (scratch-B)",
-        "width": "width",
-        "bottleneck": "bottleneck",
-        "scaled": "scaled",
-    }
-    out = runs[runs["arm"].isin(list(names))].copy()
-    out["family"] = out["arm"].map(names)
+    out = runs[runs["arm"].isin(list(CURVES))].copy()
+    out["family"] = out["arm"].map(CURVES)
     return out
 
 
@@ -185,26 +177,24 @@ def interpolate(curves: pd.DataFrame, grid_points: int) -> tuple[pd.DataFrame, n
     return pd.DataFrame(rows), np.exp(grid)
 
 
+FAMILY_COLUMNS = (
+    "family_a",
+    "family_b",
+    "n_seeds",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "p_t",
+    "params_low",
+    "params_high",
+)
+
+
 def family_table(runs: pd.DataFrame, grid_points: int = 6, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Every pair of families: mean error difference over the shared grid, per seed, with a bootstrap CI."""
     interp, _ = interpolate(family_curves(runs), grid_points)
     rows = []
-    if interp.empty:
-        return pd.DataFrame(
-            columns=[
-                "family_a",
-                "family_b",
-                "n_seeds",
-                "mean_diff",
-                "ci_low",
-                "ci_high",
-                "p_t",
-                "p_t_holm",
-                "params_low",
-                "params_high",
-            ]
-        )
-    per_seed = interp.groupby(["family", "seed"])["error"].mean().unstack("family")
+    per_seed = interp.groupby(["family", "seed"])["error"].mean().unstack("family") if len(interp) else pd.DataFrame()
     for a, b in combinations(sorted(per_seed.columns), 2):
         d = (per_seed[a] - per_seed[b]).dropna().to_numpy()  # < 0: family a has lower error
         p = float(stats.ttest_1samp(d, 0.0).pvalue) if len(d) >= 2 and np.ptp(d) > 0 else float("nan")
@@ -222,6 +212,6 @@ def family_table(runs: pd.DataFrame, grid_points: int = 6, n_resamples: int = 20
                 "params_high": float(interp["params"].max()),
             }
         )
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=FAMILY_COLUMNS)
     df["p_t_holm"] = holm(df["p_t"])
     return df

@@ -1,60 +1,79 @@
-"""Physical removal of one channel from weights, BN statistics and optimizer momentum.
+"""Physical removal of any set of channels, from any groups, of any family, in one call.
 
-Surgery works on name-keyed dicts (a state dict and the momentum buffers by parameter name), so it
-is pure tensor slicing and the result loads into a module freshly built from the new spec: the
-spec stays the one description of the network.
+Surgery works on name-keyed dicts (a state dict, or the optimizer's momentum buffers by parameter
+name): every tensor that a group's :class:`~prunestudy.arch.Slice` names loses the removed indices
+along its dimension, keeping its memory layout, and tensors that the new network no longer has (the
+branch of an emptied residual block, an emptied DenseNet layer) are dropped. The result loads into
+a module freshly built from the new spec, so the spec stays the one description of the network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import torch
 from torch import nn
 
-from prunestudy.models import Block
+from prunestudy.arch import ArchSpec
 from prunestudy.optim import SGD
-from prunestudy.spec import ArchSpec
-
-# tensor name inside a block -> the dimension that indexes the mid channel
-_MID_DIM = {
-    "conv1.weight": 0,
-    "bn2.weight": 0,
-    "bn2.bias": 0,
-    "bn2.running_mean": 0,
-    "bn2.running_var": 0,
-    "conv2.weight": 1,
-}
 
 
-def remove_channel(
-    spec: ArchSpec, tensors: dict[str, torch.Tensor], block: int, channel: int
+class SurgeryError(ValueError):
+    """A removal that names no group, a channel out of range, or would empty a plain layer."""
+
+
+def keep_positions(spec: ArchSpec, removals: Mapping[str, Iterable[int]]) -> dict[str, list[int]]:
+    """For each named group, the channel positions that remain; checks every removal first."""
+    groups = {g.name: g for g in spec.groups()}
+    keep = {}
+    for name, channels in removals.items():
+        if name not in groups:
+            raise SurgeryError(f"{spec.spec_id} has no prunable group {name!r}")
+        g, drop = groups[name], set(channels)
+        bad = sorted(c for c in drop if not 0 <= c < g.width)
+        if bad:
+            raise SurgeryError(f"group {name} has {g.width} channels; cannot remove {bad}")
+        if len(drop) == g.width and drop and not g.emptiable:
+            raise SurgeryError(f"group {name} is a plain layer and cannot be emptied")
+        keep[name] = [c for c in range(g.width) if c not in drop]
+    return keep
+
+
+def _same_layout(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    if src.dim() == 4 and not src.is_contiguous() and src.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out.contiguous()
+
+
+def state_keys(spec: ArchSpec) -> set[str]:
+    """The state-dict names of the network ``spec`` builds (on the meta device: no init, no memory)."""
+    with torch.device("meta"):
+        return set(spec.build().state_dict())
+
+
+def remove_channels(
+    spec: ArchSpec, tensors: Mapping[str, torch.Tensor], removals: Mapping[str, Iterable[int]]
 ) -> tuple[ArchSpec, dict[str, torch.Tensor]]:
-    """Cut ``channel`` out of block ``block``; works for a state dict and for momentum buffers alike.
+    """Cut the ``removals`` (group name -> channel positions) out of ``tensors``; returns the new spec too.
 
-    When the block empties, its branch tensors go, and so does ``bn1`` if the shortcut is the
-    identity, matching what :meth:`ArchSpec.build` creates for a mid of 0.
+    Works for a state dict and for momentum buffers alike.
     """
-    b = spec.blocks[block]
-    if not 0 <= channel < b.mid:
-        raise IndexError(f"block {block} has {b.mid} channels; cannot remove channel {channel}")
-    mids = list(spec.mids)
-    mids[block] -= 1
-    new_spec = spec.with_mids(mids)
-    prefix = f"blocks.{block}."
-    out: dict[str, torch.Tensor] = {}
+    keep = keep_positions(spec, removals)
+    new_spec = spec.kept(keep)
+    cuts: dict[str, list[tuple[int, list[int]]]] = {}
+    for g in spec.groups():
+        if g.name in keep:
+            for s in g.slices:
+                cuts.setdefault(s.tensor, []).append((s.dim, keep[g.name]))
+    wanted = state_keys(new_spec)
+    out = {}
     for name, t in tensors.items():
-        local = name[len(prefix) :] if name.startswith(prefix) else None
-        if local is None:
-            out[name] = t
-        elif mids[block] == 0:
-            branch = local.split(".")[0] in ("conv1", "bn2", "conv2")
-            if not branch and (b.projects or not local.startswith("bn1.")):
-                out[name] = t
-        elif local in _MID_DIM:
-            dim = _MID_DIM[local]
-            keep = torch.cat([torch.arange(channel), torch.arange(channel + 1, t.shape[dim])]).to(t.device)
-            out[name] = t.index_select(dim, keep).contiguous()
-        else:
-            out[name] = t
+        if name not in wanted:
+            continue
+        sliced = t
+        for dim, positions in cuts.get(name, ()):
+            sliced = sliced.index_select(dim, torch.tensor(positions, dtype=torch.long, device=t.device))
+        out[name] = t if sliced is t else _same_layout(t, sliced)
     return new_spec, out
 
 
@@ -62,28 +81,13 @@ def momentum_by_name(model: nn.Module, opt: SGD) -> dict[str, torch.Tensor]:
     return {n: opt.buffers[p] for n, p in model.named_parameters() if p in opt.buffers}
 
 
-def load_momentum(model: nn.Module, opt: SGD, buffers: dict[str, torch.Tensor]) -> None:
+def load_momentum(model: nn.Module, opt: SGD, buffers: Mapping[str, torch.Tensor]) -> None:
     for n, p in model.named_parameters():
         if n in buffers:
             opt.buffers[p] = buffers[n].to(p.device).clone()
 
 
-def rebuild_block(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tensor], block: int) -> nn.Module:
-    """Swap block ``block`` of ``model`` for one built from ``spec`` holding ``state``'s tensors.
-
-    After one removal only that block changed shape, so rebuilding it alone gives the same network
-    as :func:`materialise` at a fraction of the cost; the other modules keep their parameters.
-    """
-    prefix = f"blocks.{block}."
-    with torch.device("meta"):
-        new = Block(spec.blocks[block])
-    new.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, assign=True)
-    model.blocks[block] = new
-    model.spec = spec
-    return model
-
-
-def materialise(spec: ArchSpec, state: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> nn.Module:
+def materialise(spec: ArchSpec, state: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> nn.Module:
     """Build ``spec`` without a costly random init and load ``state`` into it."""
     with torch.device("meta"):
         model = spec.build()

@@ -29,8 +29,16 @@ _STYLE = (
 )
 
 
-def model_name(depth: int, width: float) -> str:
-    return f"WRN-{depth}-{width:g}"
+def model_name(model: dict) -> str:
+    """The name the papers use for the configured architecture, as written in references.yaml."""
+    family = model["family"]
+    if family == "wrn":
+        return f"WRN-{model['depth']}-{model['width']:g}"
+    if family == "vgg":
+        return str(model.get("name") or "VGG").upper().replace("VGG", "VGG-")
+    if family == "densenet":
+        return f"DenseNet-{'BC-' if model.get('bc') else ''}{model['depth']}"
+    return {"resnet": "ResNet", "preresnet": "PreResNet"}[family] + f"-{model['depth']}"
 
 
 def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:

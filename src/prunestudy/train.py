@@ -14,61 +14,26 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prunestudy.arch import ArchSpec
 from prunestudy.artifacts import load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset, Split, augment_batch, epoch_batches
+from prunestudy.methods.base import TrainHooks
 from prunestudy.optim import SGD
-from prunestudy.spec import ArchSpec
+from prunestudy.recipe import Recipe
 
 log = logging.getLogger("prunestudy")
 
 
 class NonFiniteLossError(RuntimeError):
     """Training diverged; continuing would only waste compute."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """An SGD training recipe. ``milestones`` are epochs; ``schedule`` is multistep, cosine or constant."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.2
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Recipe:
-        d = dict(d)
-        d["milestones"] = tuple(int(m) for m in d.get("milestones", ()))
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    def stretched(self, epochs: int) -> Recipe:
-        """The same schedule over ``epochs``: milestones scale by the same factor (Scratch-B)."""
-        f = epochs / self.epochs
-        return replace(self, epochs=epochs, milestones=tuple(int(m * f) for m in self.milestones))
-
-    def lr_at(self, epoch: int) -> float:
-        if self.schedule == "constant":
-            return self.lr
-        if self.schedule == "cosine":
-            return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
-        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
 
 
 @dataclass(frozen=True)
@@ -120,14 +85,13 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> SGD:
-    return SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay,
-    )
+def make_optimizer(model: nn.Module, recipe: Recipe, no_decay: Callable[[str], bool] | None = None) -> SGD:
+    """SGD over every parameter; those named by ``no_decay`` get no weight decay (e.g. SSS's block factors)."""
+    params = list(model.named_parameters())
+    groups = [{"params": [p for n, p in params if not (no_decay and no_decay(n))], "weight_decay": recipe.weight_decay}]
+    if no_decay:
+        groups.append({"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0})
+    return SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
 
 
 def train_step(
@@ -138,6 +102,7 @@ def train_step(
     idx: torch.Tensor,
     aug: Augment,
     gen: torch.Generator,
+    hooks: TrainHooks | None = None,
 ) -> torch.Tensor:
     """One SGD step on the batch ``idx`` of the training split; returns the detached loss."""
     x = rt.batch(data, data.train, idx, aug, gen)
@@ -145,7 +110,11 @@ def train_step(
         loss = F.cross_entropy(model(x), data.train.y[idx])
     opt.zero_grad()
     loss.backward()
+    for f in hooks.after_backward if hooks else ():
+        f()
     opt.step()
+    for f in hooks.after_step if hooks else ():
+        f()
     return loss.detach()
 
 
@@ -196,8 +165,11 @@ def fit(
     rt: Runtime,
     resume_path: str | os.PathLike | None = None,
     resume_key: str = "",
+    hooks: Callable[[nn.Module, SGD], TrainHooks] | None = None,
 ) -> FitResult:
     """Train ``spec`` from a seeded init, saving resume state after every epoch.
+
+    ``hooks`` makes a pruning method's :class:`TrainHooks` for the model and its optimizer.
 
     Resume state is used only if it carries the same ``resume_key`` (the job's config hash).
 
@@ -207,6 +179,7 @@ def fit(
     torch.manual_seed(derive_seed(seed, "init"))
     model = rt.prepare(spec.build())
     opt = make_optimizer(model, recipe)
+    step_hooks = hooks(model, opt) if hooks else None
     start, history, elapsed = 0, [], 0.0
     state = load_resume(resume_path, resume_key, rt.device) if resume_path else None
     if state:
@@ -223,7 +196,7 @@ def fit(
         batches = epoch_batches(len(data.train), recipe.batch_size, gen)
         loss_sum = torch.zeros((), device=rt.device)
         for idx in batches:
-            loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen)
+            loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen, step_hooks)
         train_loss = loss_sum.item() / len(batches)
         check_finite(train_loss, f"at epoch {epoch + 1}")
         val_error = evaluate(model, data, data.val, rt)

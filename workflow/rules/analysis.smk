@@ -1,15 +1,19 @@
 rule collect:
     input:
-        run_metrics(),
+        run_metrics,
     output:
         report(
-            f"{R}/runs.csv",
+            P.runs(),
             caption="../report/runs.rst",
             category="3. Tables",
-            labels={"table": "runs (one row per trained network)"},
+            subcategory="{experiment}",
+            labels={
+                "experiment": "{experiment}",
+                "table": "runs (one row per trained network)",
+            },
         ),
     log:
-        f"{R}/logs/collect.log",
+        P.log("collect", "{experiment}"),
     conda:
         "../envs/prunestudy.yaml"
     params:
@@ -20,32 +24,33 @@ rule collect:
 
 rule compare:
     input:
-        runs=f"{R}/runs.csv",
+        runs=P.runs(),
         references=REFERENCES,
     output:
-        expand(
-            f"{R}/tables/{{table}}.{{ext}}",
-            table=TABLES,
-            ext=["csv", "md", "tex"],
-        ),
+        [
+            P.table(table=t, ext=ext)
+            for t in paths.TABLES
+            for ext in ("csv", "md", "tex")
+        ],
         [
             report(
-                f"{R}/tables/{t}.html",
+                P.table(table=t, ext="html"),
                 caption=f"../report/{t}.rst",
                 category="1. Claims" if t == "claims" else "3. Tables",
-                labels={"table": t},
+                subcategory="{experiment}",
+                labels={"experiment": "{experiment}", "table": t},
             )
-            for t in TABLES
+            for t in paths.TABLES
         ],
     log:
-        f"{R}/logs/compare.log",
+        P.log("compare", "{experiment}"),
     conda:
         "../envs/prunestudy.yaml"
     params:
         logic=LOGIC["analysis"],
         analysis=slice_json("analysis"),
         data=slice_json("data"),
-        model=slice_json("model"),
+        model=exp_json("model"),
         out=subpath(output[0], parent=True),
     shell:
         "prunestudy compare --runs {input.runs:q} --analysis {params.analysis:q} --data {params.data:q} "
@@ -54,26 +59,30 @@ rule compare:
 
 rule figures:
     input:
-        runs=f"{R}/runs.csv",
-        trajectories=expand(f"{R}/prune/seed{{seed}}/trajectory.csv", seed=SEEDS),
+        runs=P.runs(),
+        trajectories=lambda wc: [
+            P.trajectory(experiment=wc.experiment, seed=s) for s in SEEDS
+        ],
     output:
-        [f"{R}/figures/{f}.pdf" for f in FIGURES],
+        [P.figure(figure=f, ext="pdf") for f in paths.FIGURES],
         [
             report(
-                f"{R}/figures/{f}.png",
+                P.figure(figure=f),
                 caption=f"../report/{f}.rst",
                 category="2. Figures",
-                labels={"figure": f},
+                subcategory="{experiment}",
+                labels={"experiment": "{experiment}", "figure": f},
             )
-            for f in FIGURES
+            for f in paths.FIGURES
         ],
     log:
-        f"{R}/logs/figures.log",
+        P.log("figures", "{experiment}"),
     conda:
         "../envs/prunestudy.yaml"
     params:
         logic=LOGIC["analysis"],
+        seeds=" ".join(map(str, SEEDS)),
         out=subpath(output[0], parent=True),
     shell:
         "prunestudy figures --runs {input.runs:q} --trajectories {input.trajectories:q} "
-        "--out-dir {params.out:q} > {log} 2>&1"
+        "--seeds {params.seeds} --out-dir {params.out:q} > {log} 2>&1"

@@ -1,9 +1,9 @@
 rule train_base:
     output:
-        metrics=f"{R}/base/seed{{seed}}/metrics.json",
-        model=f"{R}/base/seed{{seed}}/model.pt",
+        metrics=P.base_metrics(),
+        model=P.base_model(),
     log:
-        f"{R}/logs/train_base/seed{{seed}}.log",
+        P.log("train_base", "{experiment}", "seed{seed}"),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -12,12 +12,13 @@ rule train_base:
     params:
         logic=LOGIC["train"],
         data=slice_json("data"),
-        model=slice_json("model"),
+        model=exp_json("model"),
         recipe=slice_json("train"),
         latency=slice_json("latency"),
         device=config["device"],
+        arm=arms.BASE,
         out=subpath(output.metrics, parent=True),
     shell:
-        "prunestudy train --arm base --seed {wildcards.seed} --data {params.data:q} "
-        "--model {params.model:q} --recipe {params.recipe:q} --latency {params.latency:q} "
+        "prunestudy train --arm {params.arm} --experiment {wildcards.experiment} --seed {wildcards.seed} "
+        "--data {params.data:q} --model {params.model:q} --recipe {params.recipe:q} --latency {params.latency:q} "
         "--device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,18 +1,24 @@
-# Config validation, target lists and config slices. No rule logic lives here.
+# Config validation, target lists and config slices. No rule logic lives here; every path comes from
+# prunestudy.paths and every arm name from prunestudy.arms.
 import json
-import math
 import os
 import sys
 
+from prunestudy import arms, paths
 from prunestudy.config import ConfigError, validate
+from prunestudy.methods import method
 from prunestudy.stages import LOGIC_VERSIONS as LOGIC
+from prunestudy.verdicts import VERDICT_RULE
 
 try:
-    validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+    validate(config)
 except ConfigError as err:
     sys.exit(f"prunestudy: {err}")
 
-R = f"{config['results']}/{config['study']}"
+config["verdict_rule"] = (
+    VERDICT_RULE  # for the claims caption; not a setting, so after validation
+)
+P = paths.StudyPaths(f"{config['results']}/{config['study']}")
 REFERENCES = config["analysis"]["references"]
 if not os.path.isabs(REFERENCES) and not os.path.exists(REFERENCES):
     REFERENCES = os.path.join(
@@ -20,39 +26,17 @@ if not os.path.isabs(REFERENCES) and not os.path.exists(REFERENCES):
     )  # run from another --directory
 config["analysis"]["references"] = REFERENCES
 SEEDS = config["seeds"]
-CHUNKS = [
-    f"{c:03d}"
-    for c in range(math.ceil(config["prune"]["max_prunes"] / config["prune"]["chunk"]))
-]
-BUDGETS = [f"{b:g}" for b in config["budgets"]]
+EXPERIMENTS = {e["name"]: e for e in config["experiments"]}
 GPU = 0 if config["device"] == "cpu" else 1
-_scaled = config["families"]["scaled"]
-SCALED_SEED = _scaled["source_seed"] if _scaled["source_seed"] is not None else SEEDS[0]
-SCALED_SOURCE = (
-    f"{R}/arch/seed{SCALED_SEED}/budget{_scaled['source_budget']:g}/spec.json"
-)
-FAMILIES = {
-    "width": [f"{k:g}" for k in config["families"]["width"]],
-    "bottleneck": [f"{z:g}" for z in config["families"]["bottleneck"]],
-    "scaled": [f"{t:g}" for t in _scaled["targets"]],
-}
-TABLES = ["claims", "budget_stats", "paired", "families", "references"]
-FIGURES = [
-    "error_vs_params",
-    "error_vs_flops",
-    "error_vs_latency",
-    "budget_arms",
-    "channel_profile",
-    "trajectory_heatmap",
-    "consistency",
-]
+label = paths.target_label
 
 
 wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
     seed=r"\d+",
     chunk=r"\d{3}",
-    budget=r"[0-9.e-]+",
-    regime="E|B",
+    target=r"[0-9.e-]+",
+    regime="|".join(arms.SCRATCH),
 
 
 def slice_json(key):
@@ -60,39 +44,69 @@ def slice_json(key):
     return json.dumps(config[key], sort_keys=True, separators=(",", ":"))
 
 
+def exp_json(key):
+    """A slice of the job's experiment, as canonical JSON (a params function of the wildcards)."""
+    return lambda wc: json.dumps(
+        EXPERIMENTS[wc.experiment][key], sort_keys=True, separators=(",", ":")
+    )
+
+
+def chunks(experiment):
+    e = EXPERIMENTS[experiment]
+    n = method(e["method"]).params(**e["prune"]).chunks
+    return [paths.chunk_label(c) for c in range(n)]
+
+
+def targets(experiment):
+    return [label(t) for t in EXPERIMENTS[experiment]["targets"]]
+
+
+def members(experiment, kind):
+    fam = EXPERIMENTS[experiment]["families"]
+    values = fam["scaled"]["targets"] if kind == arms.SCALED else fam[kind]
+    return [label(v) for v in values]
+
+
+def scaled_source(wc):
+    s = EXPERIMENTS[wc.experiment]["families"]["scaled"]
+    seed = s["source_seed"] if s["source_seed"] is not None else SEEDS[0]
+    return P.arch_spec(
+        experiment=wc.experiment, seed=seed, target=label(s["source_budget"])
+    )
+
+
 def chunk_input(wc):
     c = int(wc.chunk)
     if c == 0:
-        return f"{R}/base/seed{wc.seed}/model.pt"
-    return f"{R}/prune/seed{wc.seed}/chunk{c - 1:03d}.state.pt"
+        return P.base_model(experiment=wc.experiment, seed=wc.seed)
+    return P.chunk_state(
+        experiment=wc.experiment, seed=wc.seed, chunk=paths.chunk_label(c - 1)
+    )
 
 
-def run_metrics():
-    """Every trained network's metrics.json: the inputs of the analysis."""
-    out = expand(f"{R}/base/seed{{seed}}/metrics.json", seed=SEEDS)
-    out += expand(
-        f"{R}/arch/seed{{seed}}/budget{{budget}}/metrics.json",
-        seed=SEEDS,
-        budget=BUDGETS,
-    )
-    out += expand(
-        f"{R}/scratch/{{regime}}/budget{{budget}}/seed{{seed}}/metrics.json",
-        regime=["E", "B"],
-        budget=BUDGETS,
-        seed=SEEDS,
-    )
-    for kind, members in FAMILIES.items():
-        out += expand(
-            f"{R}/family/{kind}/{{member}}/seed{{seed}}/metrics.json",
-            member=members,
-            seed=SEEDS,
-        )
+def run_metrics(wc):
+    """Every trained network's metrics.json of one experiment: the inputs of its analysis."""
+    e = wc.experiment
+    out = [P.base_metrics(experiment=e, seed=s) for s in SEEDS]
+    for s in SEEDS:
+        out += [P.arch_metrics(experiment=e, seed=s, target=t) for t in targets(e)]
+        for regime in arms.SCRATCH:
+            out += [
+                P.scratch_metrics(experiment=e, regime=regime, target=t, seed=s)
+                for t in targets(e)
+            ]
+        for kind in arms.FAMILY_ARMS:
+            out += [
+                P.family_metrics(experiment=e, kind=kind, member=m, seed=s)
+                for m in members(e, kind)
+            ]
     return out
 
 
 def all_targets():
-    return (
-        [f"{R}/runs.csv"]
-        + expand(f"{R}/tables/{{table}}.csv", table=TABLES)
-        + expand(f"{R}/figures/{{figure}}.png", figure=FIGURES)
-    )
+    out = []
+    for e in EXPERIMENTS:
+        out.append(P.runs(experiment=e))
+        out += [P.table(experiment=e, table=t) for t in paths.TABLES]
+        out += [P.figure(experiment=e, figure=f) for f in paths.FIGURES]
+    return out

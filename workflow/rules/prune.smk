@@ -2,10 +2,10 @@ rule prune_chunk:
     input:
         chunk_input,
     output:
-        state=f"{R}/prune/seed{{seed}}/chunk{{chunk}}.state.pt",
-        rows=f"{R}/prune/seed{{seed}}/chunk{{chunk}}.csv",
+        state=P.chunk_state(),
+        rows=P.chunk_rows(),
     log:
-        f"{R}/logs/prune/seed{{seed}}/chunk{{chunk}}.log",
+        P.log("prune", "{experiment}", "seed{seed}", "chunk{chunk}"),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -14,25 +14,27 @@ rule prune_chunk:
     params:
         logic=LOGIC["prune"],
         data=slice_json("data"),
-        model=slice_json("model"),
-        prune=slice_json("prune"),
+        model=exp_json("model"),
+        prune=exp_json("prune"),
         device=config["device"],
         chunk=lambda wc: int(wc.chunk),
     shell:
-        "prunestudy prune-chunk --seed {wildcards.seed} --chunk {params.chunk} --data {params.data:q} "
-        "--model {params.model:q} --prune {params.prune:q} --device {params.device} --threads {threads} "
+        "prunestudy prune-chunk --experiment {wildcards.experiment} --seed {wildcards.seed} "
+        "--chunk {params.chunk} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
+        "--device {params.device} --threads {threads} "
         "--input {input:q} --out-state {output.state:q} --out-rows {output.rows:q} > {log} 2>&1"
 
 
 rule trajectory:
     input:
-        lambda wc: expand(
-            f"{R}/prune/seed{{seed}}/chunk{{chunk}}.csv", seed=wc.seed, chunk=CHUNKS
-        ),
+        lambda wc: [
+            P.chunk_rows(experiment=wc.experiment, seed=wc.seed, chunk=c)
+            for c in chunks(wc.experiment)
+        ],
     output:
-        f"{R}/prune/seed{{seed}}/trajectory.csv",
+        P.trajectory(),
     log:
-        f"{R}/logs/trajectory/seed{{seed}}.log",
+        P.log("trajectory", "{experiment}", "seed{seed}"),
     conda:
         "../envs/prunestudy.yaml"
     params:
@@ -43,24 +45,25 @@ rule trajectory:
 
 rule extract_arch:
     input:
-        f"{R}/prune/seed{{seed}}/trajectory.csv",
+        P.trajectory(),
     output:
-        spec=f"{R}/arch/seed{{seed}}/budget{{budget}}/spec.json",
-        metrics=f"{R}/arch/seed{{seed}}/budget{{budget}}/metrics.json",
+        spec=P.arch_spec(),
+        metrics=P.arch_metrics(),
     log:
-        f"{R}/logs/extract/seed{{seed}}/budget{{budget}}.log",
+        P.log("extract", "{experiment}", "seed{seed}", "target{target}"),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
     params:
         logic=LOGIC["extract"],
         data=slice_json("data"),
-        model=slice_json("model"),
-        prune=slice_json("prune"),
+        model=exp_json("model"),
+        prune=exp_json("prune"),
         latency=slice_json("latency"),
         device=config["device"],
         out=subpath(output.spec, parent=True),
     shell:
-        "prunestudy extract --seed {wildcards.seed} --budget {wildcards.budget} --data {params.data:q} "
-        "--model {params.model:q} --prune {params.prune:q} --latency {params.latency:q} "
-        "--device {params.device} --threads {threads} --trajectory {input:q} --out {params.out:q} > {log} 2>&1"
+        "prunestudy extract --experiment {wildcards.experiment} --seed {wildcards.seed} "
+        "--budget {wildcards.target} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
+        "--latency {params.latency:q} --device {params.device} --threads {threads} "
+        "--trajectory {input:q} --out {params.out:q} > {log} 2>&1"

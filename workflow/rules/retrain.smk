@@ -1,7 +1,7 @@
 # Every retraining arm is one call of `prunestudy train`; the arms differ only in what they pass.
 TRAIN_CMD = (
-    "prunestudy train --arm {params.arm} --seed {wildcards.seed} --data {params.data:q} "
-    "--model {params.model:q} --recipe {params.recipe:q} --latency {params.latency:q} "
+    "prunestudy train --arm {params.arm} --experiment {wildcards.experiment} --seed {wildcards.seed} "
+    "--data {params.data:q} --model {params.model:q} --recipe {params.recipe:q} --latency {params.latency:q} "
     "--scratch-e {params.scratch_e:q} --scratch-b {params.scratch_b:q} {params.extra} "
     "--device {params.device} --threads {threads} --out {params.out:q} > {log} 2>&1"
 )
@@ -9,11 +9,11 @@ TRAIN_CMD = (
 
 rule scratch:
     input:
-        f"{R}/arch/seed{{seed}}/budget{{budget}}/spec.json",
+        P.arch_spec(),
     output:
-        f"{R}/scratch/{{regime}}/budget{{budget}}/seed{{seed}}/metrics.json",
+        P.scratch_metrics(),
     log:
-        f"{R}/logs/scratch/{{regime}}/budget{{budget}}/seed{{seed}}.log",
+        P.log("scratch", "{experiment}", "{regime}", "target{target}", "seed{seed}"),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -21,14 +21,14 @@ rule scratch:
         gpu=GPU,
     params:
         logic=LOGIC["train"],
-        arm=lambda wc: f"scratch-{wc.regime}",
+        arm=lambda wc: arms.SCRATCH[wc.regime],
         data=slice_json("data"),
-        model=slice_json("model"),
+        model=exp_json("model"),
         recipe=slice_json("train"),
         latency=slice_json("latency"),
         scratch_e=slice_json("scratch_e"),
         scratch_b=lambda wc: slice_json("scratch_b") if wc.regime == "B" else "{}",
-        extra=lambda wc, input: f"--arch {input[0]} --member-of {wc.budget}",
+        extra=lambda wc, input: f"--arch {input[0]} --member-of {wc.target}",
         device=config["device"],
         out=subpath(output[0], parent=True),
     shell:
@@ -37,11 +37,11 @@ rule scratch:
 
 rule family:
     output:
-        f"{R}/family/{{kind}}/{{member}}/seed{{seed}}/metrics.json",
+        P.family_metrics(),
     log:
-        f"{R}/logs/family/{{kind}}/{{member}}/seed{{seed}}.log",
+        P.log("family", "{experiment}", "{kind}", "{member}", "seed{seed}"),
     wildcard_constraints:
-        kind="width|bottleneck",
+        kind="|".join(arms.MEMBER_FAMILIES),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -51,7 +51,7 @@ rule family:
         logic=LOGIC["train"],
         arm=lambda wc: wc.kind,
         data=slice_json("data"),
-        model=slice_json("model"),
+        model=exp_json("model"),
         recipe=slice_json("train"),
         latency=slice_json("latency"),
         scratch_e="{}",
@@ -65,11 +65,11 @@ rule family:
 
 rule scaled:
     input:
-        SCALED_SOURCE,
+        scaled_source,
     output:
-        f"{R}/family/scaled/{{member}}/seed{{seed}}/metrics.json",
+        P.family_metrics(kind=arms.SCALED),
     log:
-        f"{R}/logs/family/scaled/{{member}}/seed{{seed}}.log",
+        P.log("family", "{experiment}", arms.SCALED, "{member}", "seed{seed}"),
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -77,9 +77,9 @@ rule scaled:
         gpu=GPU,
     params:
         logic=LOGIC["train"],
-        arm="scaled",
+        arm=arms.SCALED,
         data=slice_json("data"),
-        model=slice_json("model"),
+        model=exp_json("model"),
         recipe=slice_json("train"),
         latency=slice_json("latency"),
         scratch_e="{}",

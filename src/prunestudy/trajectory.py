@@ -1,4 +1,4 @@
-"""The Fisher prune-and-tune trajectory, run in resumable chunks.
+"""The iterative prune-and-tune trajectory (Fisher pruning), run in resumable chunks.
 
 Each step fine-tunes ``every`` minibatches at a constant learning rate while Fisher saliency
 accumulates, removes the globally least salient channel physically (weights, BN and momentum),
@@ -20,18 +20,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunestudy.arch import ArchSpec, spec_from_json
 from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset
-from prunestudy.fisher import FisherCapture, choose_channel
-from prunestudy.spec import ArchSpec
-from prunestudy.surgery import load_momentum, materialise, momentum_by_name, rebuild_block, remove_channel
-from prunestudy.train import Recipe, Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
+from prunestudy.methods.fisher import Fisher, FisherParams
+from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channels
+from prunestudy.train import Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
 
 log = logging.getLogger("prunestudy")
 
 ROW_FIELDS = (
     "step",
-    "block",
+    "group",
     "channel",
     "saliency",
     "params",
@@ -42,42 +42,9 @@ ROW_FIELDS = (
     "train_loss",
     "elapsed_s",
     "spec_id",
-    "mids",
+    "widths",
     "checkpoint",
 )
-
-
-@dataclass(frozen=True)
-class PruneConfig:
-    """The ``prune`` config slice."""
-
-    every: int = 100
-    max_prunes: int = 1300
-    param_floor: float = 0.0
-    chunk: int = 100
-    lr: float = 8e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    flops_weight: float = 0.0
-
-    @property
-    def recipe(self) -> Recipe:
-        return Recipe(
-            epochs=1,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            schedule="constant",
-        )
-
-    def chunk_range(self, c: int) -> tuple[int, int]:
-        return c * self.chunk, min((c + 1) * self.chunk, self.max_prunes)
-
-    @property
-    def n_chunks(self) -> int:
-        return math.ceil(self.max_prunes / self.chunk)
 
 
 @dataclass
@@ -109,8 +76,8 @@ class PruneState:
     @classmethod
     def from_payload(cls, d: dict) -> PruneState:
         if "weights" not in d:  # a trained base model: start a fresh trajectory
-            return cls(ArchSpec.from_json(d["spec"]), d["state"], {})
-        d["spec"] = ArchSpec.from_json(d["spec"])
+            return cls(spec_from_json(d["spec"]), d["state"], {})
+        d["spec"] = spec_from_json(d["spec"])
         return cls(**d)
 
 
@@ -136,40 +103,39 @@ def prune_step(
     state: PruneState,
     model: nn.Module,
     data: Dataset,
-    cfg: PruneConfig,
+    cfg: FisherParams,
     aug: Augment,
     rt: Runtime,
     seed: int,
     base_flops: int,
 ) -> tuple[PruneState, nn.Module, float, tuple[int, int, float]]:
     """Fine-tune ``model`` (the network of ``state``) for ``cfg.every`` minibatches with saliency capture,
-    then remove one channel; returns the new state and the smaller network (``model``, with the pruned
-    block rebuilt from the new spec)."""
+    then remove one channel; returns the new state and the smaller network, built from the new spec."""
     model.train()
     opt = make_optimizer(model, cfg.recipe)
     load_momentum(model, opt, state.momentum)
-    capture = FisherCapture(model)
+    capture = Fisher.watch(model, state.spec)
     gen = torch.Generator().manual_seed(derive_seed(seed, "prune", state.step))
     loss_sum = torch.zeros((), device=rt.device)
     for idx in _step_batches(len(data.train), cfg.every, cfg.batch_size, gen):
-        loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen)
-        capture.step()
+        loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen, capture.hooks)
     capture.close()
     train_loss = loss_sum.item() / cfg.every
     check_finite(train_loss, f"while fine-tuning before prune {state.step + 1}")
-    block, channel, score = choose_channel(capture.saliency(), state.spec, cfg.flops_weight, base_flops)
-    weights = {k: v.detach() for k, v in model.state_dict().items()}
-    spec, weights = remove_channel(state.spec, weights, block, channel)
-    _, momentum = remove_channel(state.spec, momentum_by_name(model, opt), block, channel)
-    smaller = rt.prepare(rebuild_block(model, spec, weights, block))
+    removal, score = Fisher.select(capture, state.spec, cfg, base_flops)
+    ((name, (channel,)),) = removal.items()
+    group = [g.name for g in state.spec.groups()].index(name)
+    spec, weights = remove_channels(state.spec, {k: v.detach() for k, v in model.state_dict().items()}, removal)
+    _, momentum = remove_channels(state.spec, momentum_by_name(model, opt), removal)
+    smaller = rt.prepare(materialise(spec, weights, rt.device))
     new_state = replace(state, spec=spec, weights=weights, momentum=momentum, step=state.step + 1)
-    return new_state, smaller, train_loss, (block, channel, score)
+    return new_state, smaller, train_loss, (group, channel, score)
 
 
 def run_chunk(
     state: PruneState,
     data: Dataset,
-    cfg: PruneConfig,
+    cfg: FisherParams,
     aug: Augment,
     rt: Runtime,
     *,
@@ -203,7 +169,7 @@ def run_chunk(
     model = rt.prepare(materialise(state.spec, state.weights, rt.device))
     while state.step < end_step and not state.stopped:
         t0 = time.perf_counter()
-        state, model, train_loss, (block, channel, score) = prune_step(
+        state, model, train_loss, (group, channel, score) = prune_step(
             state, model, data, cfg, aug, rt, seed, base_flops
         )
         val_error = evaluate(model, data, data.val, rt)
@@ -214,7 +180,7 @@ def run_chunk(
         state.elapsed_s += time.perf_counter() - t0
         row = {
             "step": state.step,
-            "block": block,
+            "group": group,
             "channel": channel,
             "saliency": score,
             "params": params,
@@ -225,7 +191,7 @@ def run_chunk(
             "train_loss": train_loss,
             "elapsed_s": state.elapsed_s,
             "spec_id": state.spec.spec_id,
-            "mids": ";".join(map(str, state.spec.mids)),
+            "widths": ";".join(map(str, state.spec.widths_vector)),
             "checkpoint": ckpt.name,
         }
         state.rows.append(row)
@@ -236,9 +202,9 @@ def run_chunk(
         save_checkpoint(resume_path, {**state.payload(with_weights=False), "checkpoint": ckpt.name})
         left = (time.perf_counter() - t0) * (end_step - state.step)
         log.info(
-            "prune %d: block %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",
+            "prune %d: group %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",
             state.step,
-            block,
+            group,
             channel,
             params,
             100 * params / base_params,

@@ -1,0 +1,16 @@
+"""Pruning methods: one module each, and this registry (a new method is one module plus one line)."""
+
+from __future__ import annotations
+
+from prunestudy.methods.base import Method, TrainHooks
+from prunestudy.methods.fisher import Fisher
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Fisher,)}
+
+__all__ = ["METHODS", "Method", "TrainHooks", "method"]
+
+
+def method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ValueError(f"unknown pruning method {name!r}; expected one of {sorted(METHODS)}")
+    return METHODS[name]

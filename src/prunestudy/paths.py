@@ -1,0 +1,113 @@
+"""Every artefact path of a study, for the workflow rules and the library alike.
+
+Each function returns a path under ``root`` (``<results>/<study>``). Called with no keyword it
+gives the Snakemake template (``{experiment}``, ``{seed}``, ...); called with values it gives the
+concrete path. Nothing reads meaning back out of a path: what a file is, it says inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TABLES = ("claims", "budget_stats", "paired", "families", "references")
+FIGURES = (
+    "error_vs_params",
+    "error_vs_flops",
+    "error_vs_latency",
+    "budget_arms",
+    "channel_profile",
+    "trajectory_heatmap",
+    "consistency",
+)
+
+
+def target_label(value: float) -> str:
+    """How a target, budget or family member is written in a path (and so must be unique)."""
+    return f"{value:g}"
+
+
+def chunk_label(chunk: int) -> str:
+    return f"{chunk:03d}"
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    root: str
+
+    def _exp(self, experiment: str) -> str:
+        return f"{self.root}/{experiment}"
+
+    def base_dir(self, experiment: str = "{experiment}", seed: object = "{seed}") -> str:
+        return f"{self._exp(experiment)}/base/seed{seed}"
+
+    def base_model(self, **wc: object) -> str:
+        return f"{self.base_dir(**wc)}/model.pt"
+
+    def base_metrics(self, **wc: object) -> str:
+        return f"{self.base_dir(**wc)}/metrics.json"
+
+    def prune_dir(self, experiment: str = "{experiment}", seed: object = "{seed}") -> str:
+        return f"{self._exp(experiment)}/prune/seed{seed}"
+
+    def chunk_state(self, experiment: str = "{experiment}", seed: object = "{seed}", chunk: str = "{chunk}") -> str:
+        return f"{self.prune_dir(experiment, seed)}/chunk{chunk}.state.pt"
+
+    def chunk_rows(self, experiment: str = "{experiment}", seed: object = "{seed}", chunk: str = "{chunk}") -> str:
+        return f"{self.prune_dir(experiment, seed)}/chunk{chunk}.csv"
+
+    def trajectory(self, **wc: object) -> str:
+        return f"{self.prune_dir(**wc)}/trajectory.csv"
+
+    def arch_dir(self, experiment: str = "{experiment}", seed: object = "{seed}", target: str = "{target}") -> str:
+        return f"{self._exp(experiment)}/arch/seed{seed}/target{target}"
+
+    def arch_spec(self, **wc: object) -> str:
+        return f"{self.arch_dir(**wc)}/spec.json"
+
+    def arch_metrics(self, **wc: object) -> str:
+        return f"{self.arch_dir(**wc)}/metrics.json"
+
+    def scratch_metrics(
+        self,
+        experiment: str = "{experiment}",
+        regime: str = "{regime}",
+        target: str = "{target}",
+        seed: object = "{seed}",
+    ) -> str:
+        return f"{self._exp(experiment)}/scratch/{regime}/target{target}/seed{seed}/metrics.json"
+
+    def family_metrics(
+        self, experiment: str = "{experiment}", kind: str = "{kind}", member: str = "{member}", seed: object = "{seed}"
+    ) -> str:
+        return f"{self._exp(experiment)}/family/{kind}/{member}/seed{seed}/metrics.json"
+
+    def runs(self, experiment: str = "{experiment}") -> str:
+        return f"{self._exp(experiment)}/runs.csv"
+
+    def table(self, experiment: str = "{experiment}", table: str = "{table}", ext: str = "csv") -> str:
+        return f"{self._exp(experiment)}/tables/{table}.{ext}"
+
+    def figure(self, experiment: str = "{experiment}", figure: str = "{figure}", ext: str = "png") -> str:
+        return f"{self._exp(experiment)}/figures/{figure}.{ext}"
+
+    def log(self, stage: str, *parts: str) -> str:
+        return "/".join([self.root, "logs", stage, *parts]) + ".log"
+
+
+def steps_dir(prune_dir: str | Path) -> Path:
+    """Where a trajectory's per-step checkpoints live (beside its chunk files)."""
+    return Path(prune_dir) / "steps"
+
+
+def step_checkpoint(prune_dir: str | Path, step: int) -> Path:
+    return steps_dir(prune_dir) / f"step{step:05d}.pt"
+
+
+def chunk_resume(prune_dir: str | Path, chunk: int) -> Path:
+    """Resume state of a running chunk: outside the declared outputs, so Snakemake never deletes it."""
+    return Path(prune_dir) / ".resume" / f"chunk{chunk_label(chunk)}.pt"
+
+
+def train_resume(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "resume.pt"
