@@ -40,6 +40,13 @@ def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     )
 
 
+def base_train_args(c: dict, out, epochs: int, milestones: list[int]) -> list[str]:
+    """The CLI arguments that train the large network of ``c``'s model, seed 1, on the CPU."""
+    recipe = {**c["train"], "epochs": epochs, "milestones": milestones}
+    args = ["train", "--arm", "base", "--seed", "1", "--device", "cpu", "--out", str(out)]
+    return [*args, *slices(c, "data", "model", "latency"), "--recipe", json.dumps(recipe)]
+
+
 def slices(c: dict, *keys: str) -> list[str]:
     """The CLI arguments of a job of experiment ``test``: each named config slice as JSON."""
     out = ["--experiment", "test"]

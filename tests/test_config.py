@@ -17,9 +17,11 @@ def _load(name: str) -> dict:
 
 
 def test_default_and_paper_configs_validate():
-    for name in ("config.yaml", "paper.yaml"):
+    for name in ("config.yaml", "paper.yaml", "liu.yaml"):
         c = validate(_load(name))
-        assert c["seeds"] and all(e["prune"]["max_prunes"] >= 1 for e in c["experiments"])
+        assert c["seeds"] and all(e["name"] and e["targets"] for e in c["experiments"])
+    methods = {e["method"] for e in validate(_load("liu.yaml"))["experiments"]}
+    assert methods == {"slimming", "l1", "magnitude", "sss"}
 
 
 def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass():
@@ -29,9 +31,9 @@ def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass
     (e,) = c["experiments"]
     assert e["method"] == "fisher" and e["prune"] == asdict(FisherParams())
     # the schema holds no second copy of those defaults to drift from the dataclass
-    fisher = yaml.safe_load(SCHEMA.read_text())["$defs"]["fisher"]["properties"]
-    assert set(fisher) == {f.name for f in fields(FisherParams)}
-    assert not any("default" in v for v in fisher.values())
+    prune = yaml.safe_load(SCHEMA.read_text())["properties"]["experiments"]["items"]["properties"]["prune"]
+    assert prune["default"] == {} and "properties" not in prune
+    assert {f.name for f in fields(FisherParams)} == set(e["prune"])
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,10 @@ def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass
         ({"experiments.model": {"family": "wrn", "depth": 12, "width": 2}}, "experiments[0].model"),
         ({"experiments.model": {"family": "alexnet"}}, "experiments[0].model.family"),
         ({"experiments.prune": {"max_prunes": 5000}}, "experiments[0].prune.max_prunes"),
-        ({"experiments.prune": {"nesterov": True}}, "experiments[0].prune"),
+        ({"experiments.prune": {"nesterov": True}}, "experiments[0].prune.nesterov"),
+        ({"experiments.prune": {"every": "ten"}}, "experiments[0].prune.every"),
+        ({"experiments.targets": ["A"]}, "experiments[0].targets"),
+        ({"experiments.long_base": True}, "experiments[0].long_base"),
         ({"experiments.method": "magic"}, "experiments[0].method"),
         ({"data": {"download": "yes"}}, "data.download"),
     ],
@@ -127,3 +132,27 @@ def test_a_regular_install_finds_its_schema(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "10"
+
+
+def test_one_shot_settings_are_checked_against_the_model():
+    c = _load("config.yaml")
+    l1 = next(e for e in c["experiments"] if e["method"] == "l1")
+    l1["prune"]["settings"]["A"] = {"widths": [1, 2]}
+    with pytest.raises(ConfigError, match=r"'experiments\[2\]\.prune\.settings\.A': 2 widths for the 6 groups"):
+        validate(c)
+    c = _load("config.yaml")
+    c["experiments"][1]["targets"] = ["A"]
+    with pytest.raises(ConfigError, match="are not fractions"):
+        validate(c)
+
+
+def test_experiments_that_train_the_same_model_plainly_share_their_large_network():
+    from prunestudy.config import base_name
+
+    c = validate(_load("config.yaml"))
+    by = {e["name"]: e for e in c["experiments"]}
+    data = c["data"]
+    assert base_name(by["resnet-l1"], "A", data) == base_name(by["resnet-magnitude"], 0.5, data)
+    assert base_name(by["resnet-sss"], 0.055, data) != base_name(by["resnet-l1"], "A", data)  # gates + APG
+    assert "-slimming-" in base_name(by["vgg-slimming"], 0.4, data)
+    assert base_name(by["vgg-slimming"], 0.4, data) == base_name(by["vgg-slimming"], 0.6, data)

@@ -1,4 +1,3 @@
-import json
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from prunestudy.methods.fisher import FisherParams
 from prunestudy.surgery import materialise
 from prunestudy.train import Runtime, evaluate
 from prunestudy.trajectory import PruneState, run_chunk
-from tests.conftest import ROOT, cli, slices, tiny_spec
+from tests.conftest import ROOT, base_train_args, cli, slices, tiny_spec
 
 CFG = FisherParams(every=3, max_prunes=12, chunk=5, lr=0.01, batch_size=32)
 
@@ -167,22 +166,8 @@ def tiny_cfg(cfg, tmp_path):
         "model": {"family": "wrn", "depth": 10, "width": 1},
         "prune": {**cfg["prune"], "every": 4, "max_prunes": 30, "chunk": 30, "batch_size": 32},
     }
-    train = {**cfg["train"], "epochs": 1, "milestones": []}
     out = tmp_path / "base"
-    cli(
-        "train",
-        "--arm",
-        "base",
-        "--seed",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        *slices(cfg, "data", "model", "latency"),
-        "--recipe",
-        json.dumps(train),
-    )
+    cli(*base_train_args(cfg, out, 1, []))
     return cfg, out / "model.pt"
 
 

@@ -113,21 +113,28 @@ def test_claims_table_on_shifted_data_supports_liu():
     assert (claims.set_index("claim").loc["crowley-a-width", "verdict"]) == "inconclusive"
 
 
-def test_references_sit_beside_reproduced_numbers_only_when_dataset_and_model_match(tmp_path):
+def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method_and_target_match(tmp_path):
     from prunestudy.tables import references_table
 
     (tmp_path / "refs.yaml").write_text(
         "references:\n"
-        "  - {paper: P, dataset: cifar10, model: WRN-40-2, arm: base, error_pct: 5.0, verified: false, source: s}\n"
+        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: base, error_pct: 5.0, verified: false,"
+        " source: s}\n"
         "  - {paper: P, dataset: imagenet, model: ResNet-34, arm: pruned, error_pct: 27.4, verified: true, source: s}\n"
+        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, budget: 0.5, error_pct: 9,"
+        " verified: false, source: s}\n"
+        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, budget: 0.3, error_pct: 9,"
+        " verified: false, source: s}\n"
     )
     runs = pd.DataFrame(
         {"arm": ["base", "base", "pruned"], "budget": [None, None, 0.5], "test_error": [0.04, 0.06, 0.2]}
     )
-    table = references_table(tmp_path / "refs.yaml", runs, "cifar10", "WRN-40-2")
+    table = references_table(tmp_path / "refs.yaml", runs, "cifar10", "WRN-40-2", "fisher")
     assert table.loc[0, "reproduced_error_pct"] == pytest.approx(5.0) and table.loc[0, "reproduced_n"] == 2
     assert pd.isna(table.loc[1, "reproduced_error_pct"]) and table.loc[1, "reproduced_n"] == 0
-    assert not references_table(tmp_path / "refs.yaml", runs, "digits", "WRN-10-2")["reproduced_n"].any()
+    assert table.loc[2, "reproduced_error_pct"] == pytest.approx(20.0) and table.loc[3, "reproduced_n"] == 0
+    assert not references_table(tmp_path / "refs.yaml", runs, "digits", "WRN-10-2", "fisher")["reproduced_n"].any()
+    assert not references_table(tmp_path / "refs.yaml", runs, "cifar10", "WRN-40-2", "l1")["reproduced_n"].any()
 
 
 def test_family_table_with_a_single_curve_of_two_points_is_empty_not_an_error():

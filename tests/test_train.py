@@ -12,7 +12,7 @@ from prunestudy.arch import wrn
 from prunestudy.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from prunestudy.data import Augment
 from prunestudy.train import NonFiniteLossError, Recipe, Runtime, evaluate, fit
-from tests.conftest import ROOT, cli, slices, tiny_spec
+from tests.conftest import ROOT, base_train_args, cli, tiny_spec
 
 RECIPE = Recipe(epochs=3, batch_size=64, lr=0.05, milestones=(2,))
 
@@ -62,25 +62,7 @@ def test_crafted_checkpoint_is_refused(tmp_path):
 
 
 def _train_args(cfg, out, epochs):
-    cfg = {
-        **cfg,
-        "train": {**cfg["train"], "epochs": epochs, "milestones": [epochs - 1]},
-        "model": {"family": "wrn", "depth": 10, "width": 1},
-    }
-    return [
-        "train",
-        "--arm",
-        "base",
-        "--seed",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        *slices(cfg, "data", "model", "latency"),
-        "--recipe",
-        json.dumps(cfg["train"]),
-    ]
+    return base_train_args({**cfg, "model": {"family": "wrn", "depth": 10, "width": 1}}, out, epochs, [epochs - 1])
 
 
 def _comparable(metrics_path):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunestudy import paths
+from prunestudy import masks, paths
+from prunestudy.claims import CLAIMS
 from tests.conftest import ROOT
 from tests.workflow_helpers import planned_jobs, snakemake, write_config
 
@@ -71,13 +72,51 @@ def test_default_run_produces_every_artefact(default_run):
         for ext in ("csv", "md", "tex", "html"):
             assert (work / P.table(experiment=e, table=table, ext=ext)).stat().st_size > 0
     claims = pd.read_csv(work / P.table(experiment=e, table="claims"))
-    assert len(claims) == 9 and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
-    for fig in paths.FIGURES:
+    assert len(claims) == len(CLAIMS) and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    for fig in paths.figures("iterative"):
         png, pdf = (work / P.figure(experiment=e, figure=fig, ext=ext) for ext in ("png", "pdf"))
         assert png.stat().st_size > 5000 and pdf.exists()
     snakemake(work, config, "--report", str(work / "report.html"))
     html = (work / "report.html").read_text()
     assert html.count("trajectory_heatmap") >= 1 and "Verdict rule" in html
+
+
+def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
+    work, config = default_run
+    cfg = yaml.safe_load(config.read_text())
+    oneshot = [e for e in cfg["experiments"] if e["method"] != "fisher"]
+    assert {e["method"] for e in oneshot} == {"slimming", "l1", "magnitude", "sss"}
+    n_seeds = len(cfg["seeds"])
+    for exp in oneshot:
+        e, n = exp["name"], len(exp["targets"])
+        runs = pd.read_csv(work / P.runs(experiment=e))
+        counts = runs["arm"].value_counts().to_dict()
+        assert counts == {
+            "base": n_seeds * (n if exp["method"] == "sss" else 1),
+            "pruned": n_seeds * n,
+            "scratch-E": n_seeds * n,
+            "scratch-B": n_seeds * n,
+        }, (e, counts)
+        base = runs[runs["arm"] == "base"]
+        pruned = runs[runs["arm"] == "pruned"]
+        assert 1 - base["test_error"].mean() >= 0.9, e
+        assert (pruned["params"] < base["params"].max()).all(), e  # nonzeros for the masks
+        scratch_b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])
+        tuned = pruned.set_index(["budget", "seed"])
+        epochs_e = cfg["train"]["epochs"]
+        for key, row in scratch_b.iterrows():  # Scratch-B's ratio is the pruned network's FLOPs, capped at 2x
+            ratio = base["flops"].iloc[0] / tuned.loc[key, "flops"]
+            assert row["epochs"] == min(round(epochs_e * ratio), 2 * epochs_e), (e, key)
+        for table in paths.TABLES:
+            assert (work / P.table(experiment=e, table=table)).stat().st_size > 0
+        for fig in paths.figures("oneshot"):
+            assert (work / P.figure(experiment=e, figure=fig)).stat().st_size > 5000
+        if exp["method"] == "magnitude":
+            for seed in cfg["seeds"]:
+                for t in exp["targets"]:
+                    _, mask = masks.load(work / P.arch_mask(experiment=e, seed=seed, target=paths.target_label(t)))
+                    dense = sum(m.numel() for m in mask.values())
+                    assert sum(int((~m).sum()) for m in mask.values()) == int(dense * t)
 
 
 def _rules(jobs) -> Counter:
@@ -139,3 +178,38 @@ def test_paper_config_dry_runs_without_cifar(tmp_path):
     assert rules["family"] == n_seeds * (len(fam["width"]) + len(fam["bottleneck"]))
     assert rules["scaled"] == n_seeds * len(fam["scaled"]["targets"])
     assert rules["train_base"] == n_seeds and rules["extract_arch"] == n_seeds * len(exp["targets"])
+
+
+def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path):
+    """The blog's footnote on a tiny one-shot experiment: base-long trains for the longest Scratch-B budget,
+    is pruned to the same target and fine-tuned (arm pruned-long), and the claims table tests it."""
+    exp = {
+        "name": "tiny-magnitude",
+        "model": {"family": "resnet", "depth": 8, "width": 0.5},
+        "method": "magnitude",
+        "targets": [0.5],
+        "long_base": True,
+        "finetune": {"epochs": 1, "batch_size": 64, "lr": 0.002, "schedule": "constant"},
+    }
+    config = write_config(
+        tmp_path / "c.yaml",
+        study="tiny",
+        seeds=[1, 2],
+        experiments=[exp],
+        **{"train.epochs": 2, "train.milestones": [1], "latency.repeats": 2, "analysis.bootstrap_resamples": 100},
+    )
+    snakemake(tmp_path, config)
+    p = paths.StudyPaths("results/tiny")
+    runs = pd.read_csv(tmp_path / p.runs(experiment="tiny-magnitude"))
+    assert runs["arm"].value_counts().to_dict() == {
+        "base": 2,
+        "base-long": 2,
+        "pruned": 2,
+        "pruned-long": 2,
+        "scratch-E": 2,
+        "scratch-B": 2,
+    }
+    longest = runs.loc[runs["arm"] == "scratch-B", "epochs"].max()
+    assert (runs.loc[runs["arm"] == "base-long", "epochs"] == longest).all() and longest > 2
+    claims = pd.read_csv(tmp_path / p.table(experiment="tiny-magnitude", table="claims")).set_index("claim")
+    assert claims.loc["blog-long-base", "evidence"].startswith("paired")

@@ -17,16 +17,19 @@ from prunestudy.recipe import Recipe
 
 BASE = "base"
 PRUNED = "pruned"
+PRUNED_LONG = "pruned-long"  # pruned and tuned from a large network trained as long as Scratch-B
 SCRATCH_E = "scratch-E"
 SCRATCH_B = "scratch-B"
 WIDTH = "width"
 BOTTLENECK = "bottleneck"
 SCALED = "scaled"
 
-ARMS = (BASE, PRUNED, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED)
+BASE_LONG = "base-long"
+ARMS = (BASE, PRUNED, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG, PRUNED_LONG)
 SCRATCH = {"E": SCRATCH_E, "B": SCRATCH_B}  # the regime wildcard of the workflow -> the arm
 RETRAINED = (PRUNED, SCRATCH_E, SCRATCH_B)  # the networks that come from one pruned architecture
-TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED)  # what `prunestudy train` trains
+TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG)  # what `prunestudy train` trains
+TUNED = (PRUNED, PRUNED_LONG)  # what `prunestudy oneshot` writes
 MEMBER_FAMILIES = (WIDTH, BOTTLENECK)  # built from the model options with one option changed
 FAMILY_ARMS = (WIDTH, BOTTLENECK, SCALED)
 # the curve each arm's networks belong to when families are compared at matched parameters
@@ -57,26 +60,36 @@ def plan(
     member: float | None = None,
     scratch_epochs: int | None = None,
     max_factor: float | None = 2.0,
+    arch_flops: int | None = None,
+    long_epochs: int | None = None,
 ) -> ArmPlan:
     """Resolve ``arm`` to a spec and recipe.
 
     ``arch`` is the sampled (pruned) spec for the scratch arms and the source spec for ``scaled``;
     ``member`` is k' (width), Z (bottleneck) or the target fraction of base params (scaled), and
     ``member_spec(arm, member)`` builds a width or bottleneck member from the model options.
+    ``arch_flops`` is the pruned network's FLOPs when they are not its spec's (a mask: FLOPs over the
+    nonzero weights), so that Scratch-B's ratio always comes from the pruned network. ``long_epochs``
+    is how long ``base-long`` trains: the experiment's longest Scratch-B budget.
     """
     if arm == BASE:
         return ArmPlan(base, recipe)
+    if arm == BASE_LONG:
+        if long_epochs is None:
+            raise ValueError(f"{arm} needs the longest Scratch-B epoch budget")
+        return ArmPlan(base, recipe.stretched(long_epochs), {"long_epochs": long_epochs})
     if arm in (SCRATCH_E, SCRATCH_B):
         if arch is None:
             raise ValueError(f"{arm} needs the sampled architecture")
         epochs_e = scratch_epochs or recipe.epochs
         if arm == SCRATCH_E:
             return ArmPlan(arch, recipe.stretched(epochs_e), {"epochs_e": epochs_e})
-        epochs_b = scratch_b_epochs(epochs_e, base.flops(), arch.flops(), max_factor)
+        pruned_flops = arch_flops or arch.flops()
+        epochs_b = scratch_b_epochs(epochs_e, base.flops(), pruned_flops, max_factor)
         return ArmPlan(
             arch,
             recipe.stretched(epochs_b),
-            {"epochs_e": epochs_e, "flops_ratio": base.flops() / arch.flops(), "max_factor": max_factor},
+            {"epochs_e": epochs_e, "flops_ratio": base.flops() / pruned_flops, "max_factor": max_factor},
         )
     if member is None:
         raise ValueError(f"{arm} needs a member value")

@@ -24,6 +24,12 @@ def scratch_b_epochs(epochs_e: int, base_flops: int, arch_flops: int, max_factor
     return epochs if max_factor is None else min(epochs, math.floor(max_factor * epochs_e))
 
 
+def longest_scratch_b(epochs_e: int, base_flops: int, pruned_flops: list[int], max_factor: float | None) -> int:
+    """The most epochs any of these pruned networks' Scratch-B trains: the blog's control trains the large
+    network that long, so that Scratch-B's extra epochs are matched on the pruned-and-tuned side too."""
+    return max(scratch_b_epochs(epochs_e, base_flops, f, max_factor) for f in pruned_flops)
+
+
 def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[ArchSpec, float]:
     """Scale ``source``'s group widths by one common factor so that params land as close to ``target`` as they can.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
+from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, PRUNED_LONG, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
 from prunestudy.stats import holm
 from prunestudy.verdicts import verdict
 
@@ -43,6 +43,14 @@ CLAIMS = (
         "Scratch-B matches or beats the pruned-and-fine-tuned network",
         "matches_or_beats",
         PRUNED,
+        SCRATCH_B,
+    ),
+    Claim(
+        "blog-long-base",
+        "Crowley (blog)",
+        "Scratch-B matches or beats the pruned-and-tuned network even when its large network trained as long",
+        "matches_or_beats",
+        PRUNED_LONG,
         SCRATCH_B,
     ),
     Claim(
@@ -106,8 +114,8 @@ CLAIMS = (
 
 def _measure(claim: Claim, paired: pd.DataFrame, families: pd.DataFrame) -> tuple[float, float, float, float, str]:
     """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim."""
-    if claim.worse == PRUNED and claim.better in (SCRATCH_E, SCRATCH_B):
-        row = paired[paired["comparison"] == f"{PRUNED} - {claim.better}"]
+    if claim.worse in (PRUNED, PRUNED_LONG) and claim.better in (SCRATCH_E, SCRATCH_B):
+        row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"]
         if len(row):
             r = row.iloc[0]
             return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], "paired Wilcoxon over (budget, seed)"

@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from prunestudy.arms import TRAINED
+from prunestudy.arms import PRUNED, TRAINED, TUNED
 from prunestudy.artifacts import config_hash
+from prunestudy.paths import target_label
 from prunestudy.stages import LOGIC_VERSIONS
 
 
@@ -70,59 +71,28 @@ def _base_spec(args):
     return base_spec(args.model, args.data)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from prunestudy.arch import spec_from_json
-    from prunestudy.arms import plan
+def _finish(
+    args, out: Path, spec, model, result, rt, *, recipe: dict, extra: dict, slices: dict, seeds: dict, mask=None
+):
+    """What every trained network leaves: its latency, ``model.pt`` and ``metrics.json``."""
     from prunestudy.artifacts import save_checkpoint
-    from prunestudy.config import member_spec
-    from prunestudy.paths import train_resume
     from prunestudy.records import RunRecord
-    from prunestudy.train import Recipe, Runtime, derive_seed, fit, measure_latency
+    from prunestudy.train import measure_latency
 
-    rt = Runtime.pick(args.device)
-    arch = spec_from_json(Path(args.arch).read_text()) if args.arch else None
-    p = plan(
-        args.arm,
-        _base_spec(args),
-        Recipe.from_dict(args.recipe),
-        member_spec=lambda kind, value: member_spec(args.model, args.data, kind, value),
-        arch=arch,
-        member=args.member,
-        scratch_epochs=args.scratch_e.get("epochs"),
-        max_factor=args.scratch_b.get("max_factor"),
-    )
-    out = Path(args.out)
-    logging.info(
-        "%s seed %d: %s, %d params, %d epochs on %s",
-        args.arm,
-        args.seed,
-        p.spec.spec_id,
-        p.spec.param_count(),
-        p.recipe.epochs,
-        rt.device,
-    )
-    data = _load_data(args.data, rt)
-    run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
-    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
-    key = config_hash(
-        {**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict(), "logic": LOGIC_VERSIONS["train"]}
-    )
-    resume = train_resume(out)
-    result = fit(p.spec, data, p.recipe, _augment(args.data), seed=run_seed, rt=rt, resume_path=resume, resume_key=key)
-    latency = measure_latency(
-        result.model, p.spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
-    )
-    save_checkpoint(out / "model.pt", {"spec": p.spec.to_json(), "state": result.model.state_dict()})
+    lat = args.latency
+    latency = measure_latency(model, spec, rt, lat["batch_size"], lat["repeats"], lat["warmup"])
+    save_checkpoint(out / "model.pt", {"spec": spec.to_json(), "state": model.state_dict()})
     RunRecord.for_spec(
-        p.spec,
+        spec,
+        mask,
         experiment=args.experiment,
         arm=args.arm,
         latency_ms=latency,
-        latency_batch=args.latency["batch_size"],
+        latency_batch=lat["batch_size"],
         seed=args.seed,
-        derived_seeds={"run": run_seed, "init": derive_seed(run_seed, "init")},
-        recipe=p.recipe.to_dict(),
-        epochs=p.recipe.epochs,
+        derived_seeds=seeds,
+        recipe=recipe,
+        epochs=recipe["epochs"],
         final_train_loss=result.final_train_loss,
         val_error=result.val_error,
         test_error=result.test_error,
@@ -130,10 +100,202 @@ def cmd_train(args: argparse.Namespace) -> None:
         throughput_img_s=result.images_per_s,
         device=str(rt.device),
         config_hash=config_hash(slices),
-        extra={**p.extra, "member_of": args.member_of, "history": result.history},
+        extra={**extra, "history": result.history},
     ).write(out / "metrics.json")
-    resume.unlink(missing_ok=True)
     logging.info("done: val error %.4f, test error %.4f", result.val_error, result.test_error)
+
+
+def _training_hooks(args, spec, mask):
+    """The hooks of a method's regulariser (base training) or of a mask (scratch arms on a mask)."""
+    from prunestudy import masks
+    from prunestudy.methods import method
+
+    if mask is not None:
+        return lambda model, opt: masks.hooks(model, opt, mask)
+    if args.regulariser:
+        reg = dict(args.regulariser)
+        m = method(reg.pop("method"))
+        return lambda model, opt: m.hooks(model, opt, spec, reg)
+    return None
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from prunestudy import masks
+    from prunestudy.arch import spec_from_json
+    from prunestudy.arms import plan
+    from prunestudy.config import member_spec
+    from prunestudy.oneshot import redraw_masked
+    from prunestudy.paths import train_resume
+    from prunestudy.train import Recipe, Runtime, derive_seed, fit
+
+    rt = Runtime.pick(args.device)
+    mask = None
+    if args.mask:
+        arch, mask = masks.load(args.mask)
+    else:
+        arch = spec_from_json(Path(args.arch).read_text()) if args.arch else None
+    base, recipe = _base_spec(args), Recipe.from_dict(args.recipe)
+    p = plan(
+        args.arm,
+        base,
+        recipe,
+        member_spec=lambda kind, value: member_spec(args.model, args.data, kind, value),
+        arch=arch,
+        member=args.member,
+        scratch_epochs=args.scratch_e.get("epochs"),
+        max_factor=args.scratch_b.get("max_factor"),
+        arch_flops=masks.nonzero_flops(arch, mask) if mask else None,
+        long_epochs=_longest_scratch_b(args, base, recipe) if args.long_from else None,
+    )
+    out = Path(args.out)
+    logging.info(
+        "%s seed %d: %s, %d params, %d epochs on %s",
+        args.arm,
+        args.seed,
+        p.spec.spec_id,
+        masks.nonzero_params(p.spec, mask) if mask else p.spec.param_count(),
+        p.recipe.epochs,
+        rt.device,
+    )
+    data = _load_data(args.data, rt)
+    run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
+    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
+    if args.regulariser:
+        slices["regulariser"] = args.regulariser
+    identity = {**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict()}
+    identity["logic"] = LOGIC_VERSIONS["train"]
+    if mask:
+        identity["mask"] = masks.digest(mask)
+    resume = train_resume(out)
+    result = fit(
+        p.spec,
+        data,
+        p.recipe,
+        _augment(args.data),
+        seed=run_seed,
+        rt=rt,
+        resume_path=resume,
+        resume_key=config_hash(identity),
+        hooks=_training_hooks(args, p.spec, mask),
+        init=redraw_masked(mask) if mask else None,
+    )
+    _finish(
+        args,
+        out,
+        p.spec,
+        result.model,
+        result,
+        rt,
+        recipe=p.recipe.to_dict(),
+        extra={**p.extra, "member_of": args.member_of, "regulariser": args.regulariser or None},
+        slices=slices,
+        seeds={"run": run_seed, "init": derive_seed(run_seed, "init")},
+        mask=mask,
+    )
+    resume.unlink(missing_ok=True)
+
+
+def _longest_scratch_b(args, base, recipe) -> int:
+    """The longest Scratch-B budget among the pruned networks ``--long-from`` names (specs or masks)."""
+    from prunestudy import masks
+    from prunestudy.arch import spec_from_json
+    from prunestudy.budgets import longest_scratch_b
+
+    flops = []
+    for path in args.long_from:
+        if path.endswith(".pt"):
+            flops.append(masks.nonzero_flops(*masks.load(path)))
+        else:
+            flops.append(spec_from_json(Path(path).read_text()).flops())
+    epochs_e = args.scratch_e.get("epochs") or recipe.epochs
+    return longest_scratch_b(epochs_e, base.flops(), flops, args.scratch_b.get("max_factor"))
+
+
+def cmd_oneshot(args: argparse.Namespace) -> None:
+    """Prune the large network once to the target, fine-tune it: the pruned-and-tuned arm."""
+    from prunestudy import masks
+    from prunestudy.arch import spec_from_json
+    from prunestudy.artifacts import atomic_write_text, load_checkpoint
+    from prunestudy.config import base_spec
+    from prunestudy.methods import method
+    from prunestudy.oneshot import load_weights, prune_once
+    from prunestudy.paths import train_resume
+    from prunestudy.train import Recipe, Runtime, derive_seed, fit
+
+    rt = Runtime.pick(args.device)
+    m = method(args.method)
+    params = m.params(**args.prune)
+    target = _target(args.target)
+    ckpt = load_checkpoint(args.base_model)
+    base = spec_from_json(ckpt["spec"])
+    expected = base_spec(m.base_options(args.model), args.data)
+    if base.spec_id != expected.spec_id:
+        raise ValueError(
+            f"{args.base_model} holds {base.spec_id}, but the experiment's model is {expected.spec_id}; "
+            "delete it and rerun to retrain the base network"
+        )
+    pruned = prune_once(ckpt["state"], base, m, target, params)
+    logging.info(
+        "%s to %s: %s, %d -> %d params, %d -> %d FLOPs; %s",
+        args.method,
+        args.target,
+        pruned.spec.spec_id,
+        base.param_count(),
+        pruned.params,
+        base.flops(),
+        pruned.flops,
+        {k: v for k, v in pruned.record.items() if k != "removed"},
+    )
+    out = Path(args.out)
+    recipe = Recipe.from_dict(args.finetune)
+    run_seed = derive_seed(args.seed, "finetune", args.experiment, args.target)
+    slices = _slices(args, ("data", "model", "prune", "finetune", "latency"))
+    identity = {**slices, "target": args.target, "seed": args.seed, "base": config_hash(ckpt["spec"])}
+    resume = train_resume(out)
+    result = fit(
+        pruned.spec,
+        _load_data(args.data, rt),
+        recipe,
+        _augment(args.data),
+        seed=run_seed,
+        rt=rt,
+        resume_path=resume,
+        resume_key=config_hash({**identity, "logic": LOGIC_VERSIONS["prune"]}),
+        hooks=(lambda model, opt: masks.hooks(model, opt, pruned.mask)) if pruned.mask else None,
+        init=load_weights(pruned.state),
+    )
+    if pruned.mask:
+        masks.save(out / "mask.pt", pruned.spec, pruned.mask)
+    atomic_write_text(out / "spec.json", pruned.spec.to_json() + "\n")
+    _finish(
+        args,
+        out,
+        pruned.spec,
+        result.model,
+        result,
+        rt,
+        recipe=recipe.to_dict(),
+        extra={
+            "method": args.method,
+            "target": target,
+            "member_of": args.target,
+            "pruning": pruned.record,
+            "base_params": base.param_count(),
+            "base_flops": base.flops(),
+        },
+        slices=slices,
+        seeds={"finetune": run_seed},
+        mask=pruned.mask,
+    )
+    resume.unlink(missing_ok=True)
+
+
+def _target(text: str) -> float | str:
+    """A target as the config gives it: a number (a fraction or a sparsity weight) or a setting's name."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
@@ -194,9 +356,11 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
 
 
 def cmd_trajectory(args: argparse.Namespace) -> None:
+    """Join the chunk tables into one trajectory and sample it at every target (the pruned-and-tuned arm)."""
     import pandas as pd
 
     from prunestudy.artifacts import atomic_write_text
+    from prunestudy.train import Runtime
 
     frames = [pd.read_csv(p) for p in args.chunks]
     df = pd.concat([f for f in frames if len(f)], ignore_index=True)
@@ -211,11 +375,15 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
         df["params"].iloc[-1],
         100 * df["params_fraction"].iloc[-1],
     )
+    if len(args.budgets) != len(args.arch_dirs):
+        raise ValueError(f"{len(args.budgets)} budgets for {len(args.arch_dirs)} output folders")
+    rt = Runtime.pick(args.device)
+    for budget, out in zip(args.budgets, args.arch_dirs, strict=True):
+        _extract(args, rt, df, budget, Path(out))
 
 
-def cmd_extract(args: argparse.Namespace) -> None:
-    import pandas as pd
-
+def _extract(args, rt, df, budget: float, out: Path) -> None:
+    """The first trajectory step at or below ``budget`` x base params: its spec and its errors."""
     from prunestudy.arch import spec_from_json
     from prunestudy.arms import PRUNED
     from prunestudy.artifacts import atomic_write_text, load_checkpoint
@@ -223,14 +391,12 @@ def cmd_extract(args: argparse.Namespace) -> None:
     from prunestudy.paths import steps_dir
     from prunestudy.records import RunRecord
     from prunestudy.surgery import materialise
-    from prunestudy.train import Runtime, measure_latency
+    from prunestudy.train import measure_latency
 
-    rt = Runtime.pick(args.device)
     base = _base_spec(args)
-    df = pd.read_csv(args.trajectory)
-    i = first_step_at_or_below(df["params"].tolist(), args.budget * base.param_count())
+    i = first_step_at_or_below(df["params"].tolist(), budget * base.param_count())
     row = df.iloc[i]
-    ckpt = load_checkpoint(steps_dir(Path(args.trajectory).parent) / row["checkpoint"])
+    ckpt = load_checkpoint(steps_dir(Path(args.out).parent) / row["checkpoint"])
     spec = spec_from_json(ckpt["spec"])
     if spec.spec_id != row["spec_id"]:
         raise SystemExit(
@@ -238,17 +404,15 @@ def cmd_extract(args: argparse.Namespace) -> None:
             f"{row['spec_id']}; rerun the pruning chunks"
         )
     model = rt.prepare(materialise(spec, ckpt["state"], rt.device))
-    latency = measure_latency(
-        model, spec, rt, args.latency["batch_size"], args.latency["repeats"], args.latency["warmup"]
-    )
-    out = Path(args.out)
+    lat = args.latency
+    latency = measure_latency(model, spec, rt, lat["batch_size"], lat["repeats"], lat["warmup"])
     atomic_write_text(out / "spec.json", spec.to_json() + "\n")
     RunRecord.for_spec(
         spec,
         experiment=args.experiment,
         arm=PRUNED,
         latency_ms=latency,
-        latency_batch=args.latency["batch_size"],
+        latency_batch=lat["batch_size"],
         seed=args.seed,
         derived_seeds={"prune": args.seed},
         recipe=args.prune,
@@ -259,12 +423,12 @@ def cmd_extract(args: argparse.Namespace) -> None:
         wall_time_s=float(row["elapsed_s"]),
         throughput_img_s=0.0,
         device=str(rt.device),
-        config_hash=config_hash(_slices(args, ("data", "model", "prune", "latency", "budget"))),
-        extra={"budget": args.budget, "step": int(row["step"]), "member_of": args.budget},
+        config_hash=config_hash({**_slices(args, ("data", "model", "prune", "latency")), "budget": budget}),
+        extra={"budget": budget, "step": int(row["step"]), "member_of": target_label(budget)},
     ).write(out / "metrics.json")
     logging.info(
         "budget %.3g: step %d, %s, %d params, test error %.4f",
-        args.budget,
+        budget,
         row["step"],
         spec.spec_id,
         row["params"],
@@ -276,7 +440,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
     from prunestudy.artifacts import atomic_write_text
     from prunestudy.collect import runs_table
 
-    df = runs_table(args.metrics)
+    df = runs_table(args.metrics, args.experiment)
     atomic_write_text(args.out, df.to_csv(index=False))
     logging.info("collected %d runs: %s", len(df), df["arm"].value_counts().to_dict())
 
@@ -295,7 +459,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     paired = stats.paired_table(runs, a["bootstrap_resamples"])
     families = stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"])
     claims = claims_table(paired, families, a["alpha"], a["equivalence_margin"])
-    refs = references_table(a["references"], runs, args.data["name"], model_name(args.model))
+    refs = references_table(a["references"], runs, args.data["name"], model_name(args.model), args.method)
     for name, df in (
         ("budget_stats", budget),
         ("paired", paired),
@@ -331,6 +495,8 @@ def cmd_figures(args: argparse.Namespace) -> None:
     )
     figures.save(figures.channel_profile(specs), out / "channel_profile")
     figures.save(figures.consistency(specs), out / "consistency")
+    if not args.trajectories:
+        return
     base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
     if len(args.seeds) != len(args.trajectories):
         raise ValueError(f"{len(args.trajectories)} trajectories for {len(args.seeds)} seeds")
@@ -350,10 +516,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch-e", type=_json, default={"epochs": None})
     p.add_argument("--scratch-b", type=_json, default={"max_factor": 2})
     p.add_argument("--arch", help="spec JSON of the sampled architecture (scratch arms, scaled source)")
+    p.add_argument("--mask", help="a pruned network's mask.pt: the scratch arms keep its mask (unstructured pruning)")
+    p.add_argument("--regulariser", type=_json, default={}, help="base training: {method, ...its settings}")
+    p.add_argument(
+        "--long-from",
+        nargs="+",
+        default=[],
+        help="base-long: the pruned specs or masks whose longest Scratch-B budget it trains for",
+    )
     p.add_argument("--member", type=float, help="k' (width), Z (bottleneck) or target param fraction (scaled)")
     p.add_argument("--member-of", default=None, help="label recorded in extra, e.g. the budget an arch came from")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("oneshot", help="prune the large network once to a target, then fine-tune it")
+    _common(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--prune", type=_json, required=True, help="the method's settings (JSON)")
+    p.add_argument("--target", required=True)
+    p.add_argument("--finetune", type=_json, required=True, help="the fine-tuning recipe (JSON)")
+    p.add_argument("--latency", type=_json, required=True)
+    p.add_argument("--base-model", required=True)
+    p.add_argument("--arm", default=PRUNED, choices=TUNED, help="pruned-long: the base is the long-trained one")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_oneshot)
 
     p = sub.add_parser("prune-chunk", help="run one chunk of the Fisher prune-and-tune trajectory")
     _common(p)
@@ -364,27 +550,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-rows", required=True)
     p.set_defaults(func=cmd_prune_chunk)
 
-    p = sub.add_parser("trajectory", help="join chunk tables into one trajectory table")
+    p = sub.add_parser("trajectory", help="join chunk tables into one trajectory and sample it at every budget")
+    _common(p)
     p.add_argument("chunks", nargs="+")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_trajectory)
-
-    p = sub.add_parser("extract", help="sample the first trajectory step at or below a parameter budget")
-    _common(p)
     p.add_argument("--prune", type=_json, required=True)
     p.add_argument("--latency", type=_json, required=True)
-    p.add_argument("--trajectory", required=True)
-    p.add_argument("--budget", type=float, required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_extract)
+    p.add_argument("--budgets", nargs="+", type=float, default=[], help="fractions of base params to sample at")
+    p.add_argument("--arch-dirs", nargs="+", default=[], help="where each budget's spec and metrics go, in order")
+    p.set_defaults(func=cmd_trajectory)
 
     p = sub.add_parser("collect", help="one runs table from every metrics.json")
     p.add_argument("metrics", nargs="+")
+    p.add_argument("--experiment", required=True, help="the experiment the table is of (shared bases included)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("compare", help="statistics, claims and reference tables")
     p.add_argument("--runs", required=True)
+    p.add_argument("--method", required=True, help="the experiment's pruning method (references match on it)")
     p.add_argument("--analysis", type=_json, required=True)
     p.add_argument("--data", type=_json, required=True)
     p.add_argument("--model", type=_json, required=True)
@@ -393,8 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", help="every figure, as PNG and PDF")
     p.add_argument("--runs", required=True)
-    p.add_argument("--trajectories", nargs="+", required=True)
-    p.add_argument("--seeds", nargs="+", type=int, required=True, help="the seed of each trajectory, in order")
+    p.add_argument("--trajectories", nargs="+", default=[], help="an iterative method's trajectories")
+    p.add_argument("--seeds", nargs="+", type=int, default=[], help="the seed of each trajectory, in order")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_figures)
     return parser

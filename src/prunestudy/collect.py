@@ -29,16 +29,23 @@ COPIED = (
 COLUMNS = ("experiment", "arm", "seed", "budget", "member", *COPIED, "git_commit", "path")
 
 
-def run_row(path: str | Path) -> dict:
+def _target(label: str) -> float | str:
+    try:
+        return float(label)
+    except ValueError:
+        return label
+
+
+def run_row(path: str | Path, experiment: str) -> dict:
     m = read_json(path)
     extra = m.get("extra", {})
     scratch = m["arm"] in RETRAINED
     member_of = extra.get("member_of")
     return {
-        "experiment": m["experiment"],
+        "experiment": experiment,
         "arm": m["arm"],
         "seed": m["seed"],
-        "budget": float(member_of) if scratch and member_of is not None else None,
+        "budget": _target(member_of) if scratch and member_of is not None else None,
         "member": float(extra["member"]) if "member" in extra else None,
         **{k: m[k] for k in COPIED},
         "git_commit": m["versions"].get("git_commit", ""),
@@ -46,6 +53,7 @@ def run_row(path: str | Path) -> dict:
     }
 
 
-def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
-    df = pd.DataFrame([run_row(p) for p in paths], columns=list(COLUMNS))
+def runs_table(paths: Iterable[str | Path], experiment: str) -> pd.DataFrame:
+    """One row per network of ``experiment``: its own and the shared large networks it prunes."""
+    df = pd.DataFrame([run_row(p, experiment) for p in paths], columns=list(COLUMNS))
     return df.sort_values(["arm", "budget", "member", "seed"], na_position="first").reset_index(drop=True)

@@ -9,7 +9,7 @@ defaults live. Torch-free, so that every Snakemake start stays fast.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def base_spec(model: dict[str, Any], data: dict[str, Any]) -> ArchSpec:
     return build_spec(model, num_classes=i.num_classes, in_channels=i.in_channels, image_size=i.image_size)
 
 
-def _check_unique(values: list[float], key: str) -> None:
+def _check_unique(values: list[float | str], key: str) -> None:
     labels = [target_label(v) for v in values]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -105,26 +105,78 @@ def _check_semantics(c: dict[str, Any]) -> None:
         _check_experiment(e, f"experiments[{i}]", c)
 
 
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _method_params(e: dict[str, Any], at: str) -> Any:
+    """The method's hyper-parameters from ``prune``: known keys, the dataclass's types, its own checks."""
+    cls = method(e["method"]).params
+    known = {f.name: str(f.type) for f in fields(cls)}
+    for key, value in e["prune"].items():
+        if key not in known:
+            raise ConfigError(
+                f"config key '{at}.prune.{key}': not a setting of {e['method']} (those are {sorted(known)})"
+            )
+        kinds = _TYPES.get(known[key].split("[")[0], (dict,) if known[key].startswith("dict") else (object,))
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ConfigError(f"config key '{at}.prune.{key}': {value!r} is not a {known[key]}")
+    try:
+        return cls(**e["prune"])
+    except ValueError as err:
+        raise ConfigError(f"config key '{at}.prune': {err}") from err
+
+
 def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
     try:
-        base = base_spec(e["model"], c["data"])
+        base = base_spec(method(e["method"]).base_options(e["model"]), c["data"])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config key '{at}.model': {err}") from err
-    params = method(e["method"]).params
-    e["prune"] = asdict(params(**e.get("prune", {})))
+    params = _method_params(e, at)
+    e["prune"] = asdict(params)
+    _check_unique(e["targets"], f"{at}.targets")
+    m = method(e["method"])
+    names = [t for t in e["targets"] if isinstance(t, str)]
+    if m.name == "l1":
+        unknown = [t for t in e["targets"] if t not in params.settings]
+        if unknown:
+            raise ConfigError(f"config key '{at}.targets': {unknown} name no setting in prune.settings")
+        for t in e["targets"]:
+            try:
+                m.prune_widths(base, params.settings[t])
+            except ValueError as err:
+                raise ConfigError(f"config key '{at}.prune.settings.{t}': {err}") from err
+    elif names:
+        raise ConfigError(f"config key '{at}.targets': {names} are not fractions ({m.name} prunes to fractions)")
+    if m.kind == "iterative":
+        _check_trajectory(e, at, base)
+    if e["long_base"] and (m.kind != "oneshot" or len({base_name(e, t, c["data"]) for t in e["targets"]}) > 1):
+        raise ConfigError(
+            f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
+            f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != 'oneshot' else ', per target'})"
+        )
+    r = e["finetune"]
+    late = [x for x in r["milestones"] if x >= r["epochs"]]
+    if r["schedule"] == "multistep" and late:
+        raise ConfigError(f"config key '{at}.finetune.milestones': {late} not below finetune.epochs={r['epochs']}")
+    _check_families(e, at, c)
+
+
+def _check_trajectory(e: dict[str, Any], at: str, base: ArchSpec) -> None:
     prune = e["prune"]
     if prune["max_prunes"] > base.prunable_channels:
         raise ConfigError(
             f"config key '{at}.prune.max_prunes': {prune['max_prunes']} exceeds the {base.prunable_channels} "
             f"prunable channels of {base.spec_id}"
         )
-    _check_unique(e["targets"], f"{at}.targets")
     floor = prune["param_floor"]
     if floor and min(e["targets"]) < floor:
         raise ConfigError(
             f"config key '{at}.targets': {min(e['targets'])} is below prune.param_floor={floor}, "
             "so no trajectory step can reach it"
         )
+
+
+def _check_families(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
     fam = e["families"]
     for kind in ("width", "bottleneck"):
         _check_unique(fam[kind], f"{at}.families.{kind}")
@@ -149,3 +201,15 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
 def member_spec(model: dict[str, Any], data: dict[str, Any], kind: str, value: float) -> ArchSpec:
     """A width or bottleneck family member: the experiment's model with that option (k' or Z) set to ``value``."""
     return base_spec({**model, kind: value}, data)
+
+
+def base_name(e: dict[str, Any], target: float | str, data: dict[str, Any]) -> str:
+    """Which large network an experiment's target prunes: the model's spec id, plus the method and a hash
+    of its regulariser when its training differs. Plainly trained networks are so shared between
+    experiments (and methods) that prune the same model."""
+    from prunestudy.artifacts import config_hash
+
+    m = method(e["method"])
+    spec_id = base_spec(m.base_options(e["model"]), data).spec_id
+    reg = m.regulariser(m.params(**e["prune"]), target)
+    return spec_id if reg is None else f"{spec_id}-{m.name}-{config_hash(reg)[:8]}"

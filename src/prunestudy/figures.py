@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from prunestudy.arms import BASE, RETRAINED
+from prunestudy.paths import target_label
 from prunestudy.stats import family_curves
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
@@ -106,9 +107,8 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
     colors = sns.color_palette("viridis", specs["budget"].nunique())
     for ax, seed in zip(axes[0], seeds, strict=True):
         for color, (budget, g) in zip(colors, specs[specs["seed"] == seed].groupby("budget"), strict=False):
-            ax.plot(
-                range(len(g["widths"].iloc[0])), g["widths"].iloc[0], marker="o", ms=3, color=color, label=f"{budget:g}"
-            )
+            widths = g["widths"].iloc[0]
+            ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
         ax.set_xlabel("block index")
         ax.set_title(f"pruning seed {seed}")
     axes[0][0].set_ylabel("channels (mid width)")
@@ -147,9 +147,9 @@ def consistency(specs: pd.DataFrame) -> plt.Figure:
         w = _widths(g)
         mean, sd = w.mean(0), w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
         idx = np.arange(w.shape[1])
-        ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=f"{budget:g}")
+        ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=target_label(budget))
         cv = np.divide(sd, mean, out=np.zeros_like(mean, dtype=float), where=mean > 0)
-        ax2.plot(idx, cv, marker="o", ms=3, color=color, label=f"{budget:g}")
+        ax2.plot(idx, cv, marker="o", ms=3, color=color, label=target_label(budget))
     ax1.set(xlabel="block index", ylabel="channels, mean ± std over seeds", title="Width per block across seeds")
     ax2.set(xlabel="block index", ylabel="coefficient of variation", title="Between-seed variation")
     ax1.legend(title="budget", fontsize=7)

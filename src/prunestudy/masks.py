@@ -98,3 +98,14 @@ def save(path: str | os.PathLike, spec: ArchSpec, mask: Mapping[str, torch.Tenso
 def load(path: str | os.PathLike) -> tuple[ArchSpec, Mask]:
     d = load_checkpoint(path)
     return spec_from_json(d["spec"]), dict(d["mask"])
+
+
+def digest(mask: Mapping[str, torch.Tensor]) -> str:
+    """A short content hash of a mask: which weights it keeps, by name."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(mask):
+        h.update(name.encode())
+        h.update(mask[name].bool().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]

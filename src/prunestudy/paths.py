@@ -17,14 +17,19 @@ FIGURES = (
     "error_vs_latency",
     "budget_arms",
     "channel_profile",
-    "trajectory_heatmap",
     "consistency",
 )
+TRAJECTORY_FIGURES = ("trajectory_heatmap",)  # iterative methods only
 
 
-def target_label(value: float) -> str:
+def figures(kind: str) -> tuple[str, ...]:
+    """The figures of an experiment whose method is of ``kind`` (iterative or oneshot)."""
+    return FIGURES + (TRAJECTORY_FIGURES if kind == "iterative" else ())
+
+
+def target_label(value: float | str) -> str:
     """How a target, budget or family member is written in a path (and so must be unique)."""
-    return f"{value:g}"
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def chunk_label(chunk: int) -> str:
@@ -38,8 +43,9 @@ class StudyPaths:
     def _exp(self, experiment: str) -> str:
         return f"{self.root}/{experiment}"
 
-    def base_dir(self, experiment: str = "{experiment}", seed: object = "{seed}") -> str:
-        return f"{self._exp(experiment)}/base/seed{seed}"
+    def base_dir(self, base: str = "{base}", seed: object = "{seed}") -> str:
+        """A large network, shared by every experiment that prunes the same plainly trained model."""
+        return f"{self.root}/bases/{base}/seed{seed}"
 
     def base_model(self, **wc: object) -> str:
         return f"{self.base_dir(**wc)}/model.pt"
@@ -67,6 +73,18 @@ class StudyPaths:
 
     def arch_metrics(self, **wc: object) -> str:
         return f"{self.arch_dir(**wc)}/metrics.json"
+
+    def arch_mask(self, **wc: object) -> str:
+        """Unstructured pruning: the mask that travels beside the (unchanged) spec."""
+        return f"{self.arch_dir(**wc)}/mask.pt"
+
+    def long_base_dir(self, experiment: str = "{experiment}", seed: object = "{seed}") -> str:
+        """The blog's control: the large network trained for the experiment's longest Scratch-B budget."""
+        return f"{self._exp(experiment)}/long/base/seed{seed}"
+
+    def long_dir(self, experiment: str = "{experiment}", seed: object = "{seed}", target: str = "{target}") -> str:
+        """A network pruned from the long-trained large network and fine-tuned (arm pruned-long)."""
+        return f"{self._exp(experiment)}/long/seed{seed}/target{target}"
 
     def scratch_metrics(
         self,

@@ -45,15 +45,16 @@ class RunRecord:
             raise ValueError(f"unknown arm {self.arm!r}; expected one of {ARMS}")
 
     @classmethod
-    def for_spec(cls, spec: ArchSpec, **kw: Any) -> RunRecord:
-        return cls(
-            spec=spec.to_dict(),
-            spec_id=spec.spec_id,
-            params=spec.param_count(),
-            flops=spec.flops(),
-            macs=spec.macs(),
-            **kw,
-        )
+    def for_spec(cls, spec: ArchSpec, mask: dict | None = None, **kw: Any) -> RunRecord:
+        """The record of a network of ``spec``; with a ``mask``, params are nonzeros and FLOPs count only
+        nonzero conv weights (``extra.dense_params`` / ``extra.dense_flops`` keep the dense counts)."""
+        params, flops = spec.param_count(), spec.flops()
+        if mask:
+            from prunestudy import masks
+
+            kw["extra"] = {**kw.get("extra", {}), "dense_params": params, "dense_flops": flops, "masked": True}
+            params, flops = masks.nonzero_params(spec, mask), masks.nonzero_flops(spec, mask)
+        return cls(spec=spec.to_dict(), spec_id=spec.spec_id, params=params, flops=flops, macs=flops // 2, **kw)
 
     def write(self, path: str | os.PathLike) -> None:
         write_json(path, asdict(self))

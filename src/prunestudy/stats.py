@@ -16,9 +16,11 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from prunestudy.arms import CURVES, PRUNED, RETRAINED, SCRATCH_B, SCRATCH_E
+from prunestudy.arms import CURVES, PRUNED, PRUNED_LONG, RETRAINED, SCRATCH_B, SCRATCH_E
 
 ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
+# (tuned, scratch) pairs over (budget, seed); the last is the blog's control: a large network trained as long
+PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B))
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -102,19 +104,21 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_table(runs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Across budgets: fine-tuned vs each scratch regime, paired by (budget, seed) (Wilcoxon signed-rank)."""
-    piv = runs[runs["arm"].isin(RETRAINED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
+    """Across budgets: fine-tuned vs each scratch regime (and the long-base control vs Scratch-B), paired by
+    (budget, seed) (Wilcoxon signed-rank)."""
+    arms = [*RETRAINED, PRUNED_LONG]
+    piv = runs[runs["arm"].isin(arms)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
     rows = []
-    for regime in (SCRATCH_E, SCRATCH_B):
-        if regime not in piv or PRUNED not in piv:
+    for tuned, regime in PAIRED:
+        if regime not in piv or tuned not in piv:
             continue
-        pair = piv[[PRUNED, regime]].dropna()
-        d = (pair[PRUNED] - pair[regime]).to_numpy()  # > 0: scratch has lower error
+        pair = piv[[tuned, regime]].dropna()
+        d = (pair[tuned] - pair[regime]).to_numpy()  # > 0: scratch has lower error
         p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else float("nan")
         lo, hi = bootstrap_ci(d, n_resamples, seed)
         rows.append(
             {
-                "comparison": f"{PRUNED} - {regime}",
+                "comparison": f"{tuned} - {regime}",
                 "n_pairs": len(d),
                 "mean_diff": float(d.mean()),
                 "ci_low": lo,

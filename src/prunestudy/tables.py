@@ -41,22 +41,23 @@ def model_name(model: dict) -> str:
     return {"resnet": "ResNet", "preresnet": "PreResNet"}[family] + f"-{model['depth']}"
 
 
-def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
-    """Every published figure; where dataset and model match this study, the reproduced value beside it.
+def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: str, method: str) -> pd.DataFrame:
+    """Every published figure; where dataset, model, method and target match, the reproduced value beside it.
 
     Published values are test errors in percent. The reproduced value is the mean final-epoch test
-    error (percent) of the matching arm, over seeds.
+    error (percent) of the matching arm, over seeds; a row without a target (the unpruned network)
+    matches every network of its arm.
     """
     refs = yaml.safe_load(Path(path).read_text())["references"]
     rows = []
     for r in refs:
-        match = r["dataset"] == dataset and r["model"] == model
+        match = r["dataset"] == dataset and r["model"] == model and r.get("method", method) == method
         mine = runs[(runs["arm"] == r["arm"])] if match else runs.iloc[0:0]
         if match and r.get("budget") is not None:
-            mine = mine[mine["budget"] == r["budget"]]
+            mine = mine[mine["budget"].astype(str) == str(r["budget"])]
         rows.append(
             {
-                **{k: r.get(k) for k in ("paper", "dataset", "model", "arm", "budget", "setting")},
+                **{k: r.get(k) for k in ("paper", "dataset", "model", "method", "arm", "budget", "setting")},
                 "published_error_pct": r["error_pct"],
                 "published_std": r.get("std"),
                 "verified": r["verified"],

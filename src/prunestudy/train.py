@@ -166,10 +166,13 @@ def fit(
     resume_path: str | os.PathLike | None = None,
     resume_key: str = "",
     hooks: Callable[[nn.Module, SGD], TrainHooks] | None = None,
+    init: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
     """Train ``spec`` from a seeded init, saving resume state after every epoch.
 
-    ``hooks`` makes a pruning method's :class:`TrainHooks` for the model and its optimizer.
+    ``hooks`` makes a pruning method's :class:`TrainHooks` for the model and its optimizer; ``init``
+    replaces or edits the seeded init before training (loading pruned weights to fine-tune them,
+    re-drawing the weights a mask keeps).
 
     Resume state is used only if it carries the same ``resume_key`` (the job's config hash).
 
@@ -177,7 +180,10 @@ def fit(
     validation split only.
     """
     torch.manual_seed(derive_seed(seed, "init"))
-    model = rt.prepare(spec.build())
+    model = spec.build()
+    if init:
+        init(model)
+    model = rt.prepare(model)
     opt = make_optimizer(model, recipe)
     step_hooks = hooks(model, opt) if hooks else None
     start, history, elapsed = 0, [], 0.0

@@ -19,7 +19,7 @@ rule collect:
     params:
         logic=LOGIC["analysis"],
     shell:
-        "prunestudy collect {input:q} --out {output:q} > {log} 2>&1"
+        "prunestudy collect {input:q} --experiment {wildcards.experiment} --out {output:q} > {log} 2>&1"
 
 
 rule compare:
@@ -51,10 +51,11 @@ rule compare:
         analysis=slice_json("analysis"),
         data=slice_json("data"),
         model=exp_json("model"),
+        method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         out=subpath(output[0], parent=True),
     shell:
         "prunestudy compare --runs {input.runs:q} --analysis {params.analysis:q} --data {params.data:q} "
-        "--model {params.model:q} --out-dir {params.out:q} > {log} 2>&1"
+        "--model {params.model:q} --method {params.method} --out-dir {params.out:q} > {log} 2>&1"
 
 
 rule figures:
@@ -64,7 +65,7 @@ rule figures:
             P.trajectory(experiment=wc.experiment, seed=s) for s in SEEDS
         ],
     output:
-        [P.figure(figure=f, ext="pdf") for f in paths.FIGURES],
+        [P.figure(figure=f, ext="pdf") for f in paths.figures("iterative")],
         [
             report(
                 P.figure(figure=f),
@@ -73,10 +74,12 @@ rule figures:
                 subcategory="{experiment}",
                 labels={"experiment": "{experiment}", "figure": f},
             )
-            for f in paths.FIGURES
+            for f in paths.figures("iterative")
         ],
     log:
         P.log("figures", "{experiment}"),
+    wildcard_constraints:
+        experiment=ITERATIVE,
     conda:
         "../envs/prunestudy.yaml"
     params:
@@ -86,3 +89,31 @@ rule figures:
     shell:
         "prunestudy figures --runs {input.runs:q} --trajectories {input.trajectories:q} "
         "--seeds {params.seeds} --out-dir {params.out:q} > {log} 2>&1"
+
+
+rule figures_oneshot:
+    input:
+        runs=P.runs(),
+    output:
+        [P.figure(figure=f, ext="pdf") for f in paths.figures("oneshot")],
+        [
+            report(
+                P.figure(figure=f),
+                caption=f"../report/{f}.rst",
+                category="2. Figures",
+                subcategory="{experiment}",
+                labels={"experiment": "{experiment}", "figure": f},
+            )
+            for f in paths.figures("oneshot")
+        ],
+    log:
+        P.log("figures", "{experiment}"),
+    wildcard_constraints:
+        experiment=experiments_where(lambda e: method(e["method"]).kind == "oneshot"),
+    conda:
+        "../envs/prunestudy.yaml"
+    params:
+        logic=LOGIC["analysis"],
+        out=subpath(output[0], parent=True),
+    shell:
+        "prunestudy figures --runs {input.runs:q} --out-dir {params.out:q} > {log} 2>&1"

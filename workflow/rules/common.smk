@@ -5,7 +5,7 @@ import os
 import sys
 
 from prunestudy import arms, paths
-from prunestudy.config import ConfigError, validate
+from prunestudy.config import ConfigError, base_name, validate
 from prunestudy.methods import method
 from prunestudy.stages import LOGIC_VERSIONS as LOGIC
 from prunestudy.verdicts import VERDICT_RULE
@@ -31,11 +31,64 @@ GPU = 0 if config["device"] == "cpu" else 1
 label = paths.target_label
 
 
+def kind(experiment):
+    return method(EXPERIMENTS[experiment]["method"]).kind
+
+
+def experiments_where(test):
+    """A wildcard constraint: the experiments for which ``test(experiment config)`` holds."""
+    names = [n for n, e in EXPERIMENTS.items() if test(e)]
+    return "|".join(names) if names else "(?!)"
+
+
+ITERATIVE_NAMES = [
+    n for n, e in EXPERIMENTS.items() if method(e["method"]).kind == "iterative"
+]
+ITERATIVE = "|".join(ITERATIVE_NAMES) if ITERATIVE_NAMES else "(?!)"
+
+
+def rule_name(experiment):
+    """An experiment's name as part of a rule's name (a Python identifier)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in experiment)
+
+
+STRUCTURED = experiments_where(
+    lambda e: method(e["method"]).kind == "oneshot" and e["method"] != "magnitude"
+)
+UNSTRUCTURED = experiments_where(lambda e: e["method"] == "magnitude")
+LONG = experiments_where(lambda e: e["long_base"])
+
+
+def long_where(constraint):
+    """The experiments of ``constraint`` that also run the blog's long-base control."""
+    names = [
+        n
+        for n in constraint.split("|")
+        if n in EXPERIMENTS and EXPERIMENTS[n]["long_base"]
+    ]
+    return "|".join(names) if names else "(?!)"
+
+
+# the large networks: one per (model, regulariser), shared by experiments that train it the same way
+BASES, BASE_OF = {}, {}
+for _e in config["experiments"]:
+    for _t in _e["targets"]:
+        _name = base_name(_e, _t, config["data"])
+        _m = method(_e["method"])
+        _reg = _m.regulariser(_m.params(**_e["prune"]), _t)
+        BASES[_name] = {
+            "model": _m.base_options(_e["model"]),
+            "regulariser": {"method": _m.name, **_reg} if _reg else {},
+        }
+        BASE_OF[_e["name"], label(_t)] = _name
+
+
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
+    base="|".join(BASES),
     seed=r"\d+",
     chunk=r"\d{3}",
-    target=r"[0-9.e-]+",
+    target=r"[A-Za-z0-9._-]+",
     regime="|".join(arms.SCRATCH),
 
 
@@ -44,11 +97,24 @@ def slice_json(key):
     return json.dumps(config[key], sort_keys=True, separators=(",", ":"))
 
 
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
 def exp_json(key):
     """A slice of the job's experiment, as canonical JSON (a params function of the wildcards)."""
-    return lambda wc: json.dumps(
-        EXPERIMENTS[wc.experiment][key], sort_keys=True, separators=(",", ":")
-    )
+    return lambda wc: canonical(EXPERIMENTS[wc.experiment][key])
+
+
+def base_json(key):
+    """A slice of the job's large network (model options or regulariser), as canonical JSON."""
+    return lambda wc: canonical(BASES[wc.base][key])
+
+
+def base_model(wc):
+    """The large network the job's (experiment, target) prunes; any target, for an iterative method."""
+    target = wc.target if "target" in wc.keys() else targets(wc.experiment)[0]
+    return P.base_model(base=BASE_OF[wc.experiment, target], seed=wc.seed)
 
 
 def chunks(experiment):
@@ -75,10 +141,27 @@ def scaled_source(wc):
     )
 
 
+def long_sources(wc):
+    """Every pruned network of the experiment: the long base trains for their longest Scratch-B budget."""
+    return [
+        pruned_arch_path(wc.experiment, s, t)
+        for s in SEEDS
+        for t in targets(wc.experiment)
+    ]
+
+
+def pruned_arch_path(experiment, seed, target):
+    """What Scratch-E/B retrain: the pruned spec, or the mask beside it for unstructured pruning."""
+    masked = EXPERIMENTS[experiment]["method"] == "magnitude"
+    return (P.arch_mask if masked else P.arch_spec)(
+        experiment=experiment, seed=seed, target=target
+    )
+
+
 def chunk_input(wc):
     c = int(wc.chunk)
     if c == 0:
-        return P.base_model(experiment=wc.experiment, seed=wc.seed)
+        return base_model(wc)
     return P.chunk_state(
         experiment=wc.experiment, seed=wc.seed, chunk=paths.chunk_label(c - 1)
     )
@@ -87,7 +170,8 @@ def chunk_input(wc):
 def run_metrics(wc):
     """Every trained network's metrics.json of one experiment: the inputs of its analysis."""
     e = wc.experiment
-    out = [P.base_metrics(experiment=e, seed=s) for s in SEEDS]
+    bases = sorted({BASE_OF[e, t] for t in targets(e)})
+    out = [P.base_metrics(base=b, seed=s) for b in bases for s in SEEDS]
     for s in SEEDS:
         out += [P.arch_metrics(experiment=e, seed=s, target=t) for t in targets(e)]
         for regime in arms.SCRATCH:
@@ -95,10 +179,16 @@ def run_metrics(wc):
                 P.scratch_metrics(experiment=e, regime=regime, target=t, seed=s)
                 for t in targets(e)
             ]
-        for kind in arms.FAMILY_ARMS:
+        if EXPERIMENTS[e]["long_base"]:
+            out.append(f"{P.long_base_dir(experiment=e, seed=s)}/metrics.json")
             out += [
-                P.family_metrics(experiment=e, kind=kind, member=m, seed=s)
-                for m in members(e, kind)
+                f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
+                for t in targets(e)
+            ]
+        for kind_ in arms.FAMILY_ARMS:
+            out += [
+                P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
+                for m in members(e, kind_)
             ]
     return out
 
@@ -108,5 +198,5 @@ def all_targets():
     for e in EXPERIMENTS:
         out.append(P.runs(experiment=e))
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]
-        out += [P.figure(experiment=e, figure=f) for f in paths.FIGURES]
+        out += [P.figure(experiment=e, figure=f) for f in paths.figures(kind(e))]
     return out

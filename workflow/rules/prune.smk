@@ -6,6 +6,8 @@ rule prune_chunk:
         rows=P.chunk_rows(),
     log:
         P.log("prune", "{experiment}", "seed{seed}", "chunk{chunk}"),
+    wildcard_constraints:
+        experiment=ITERATIVE,
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -25,45 +27,38 @@ rule prune_chunk:
         "--input {input:q} --out-state {output.state:q} --out-rows {output.rows:q} > {log} 2>&1"
 
 
-rule trajectory:
-    input:
-        lambda wc: [
-            P.chunk_rows(experiment=wc.experiment, seed=wc.seed, chunk=c)
-            for c in chunks(wc.experiment)
-        ],
-    output:
-        P.trajectory(),
-    log:
-        P.log("trajectory", "{experiment}", "seed{seed}"),
-    conda:
-        "../envs/prunestudy.yaml"
-    params:
-        logic=LOGIC["prune"],
-    shell:
-        "prunestudy trajectory {input:q} --out {output:q} > {log} 2>&1"
+# One job per (iterative experiment, seed) joins its chunk tables and samples every target: the targets
+# differ per experiment, so each experiment gets its rule.
+for _exp in ITERATIVE_NAMES:
 
-
-rule extract_arch:
-    input:
-        P.trajectory(),
-    output:
-        spec=P.arch_spec(),
-        metrics=P.arch_metrics(),
-    log:
-        P.log("extract", "{experiment}", "seed{seed}", "target{target}"),
-    conda:
-        "../envs/prunestudy.yaml"
-    threads: config["threads"]
-    params:
-        logic=LOGIC["extract"],
-        data=slice_json("data"),
-        model=exp_json("model"),
-        prune=exp_json("prune"),
-        latency=slice_json("latency"),
-        device=config["device"],
-        out=subpath(output.spec, parent=True),
-    shell:
-        "prunestudy extract --experiment {wildcards.experiment} --seed {wildcards.seed} "
-        "--budget {wildcards.target} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-        "--latency {params.latency:q} --device {params.device} --threads {threads} "
-        "--trajectory {input:q} --out {params.out:q} > {log} 2>&1"
+    rule:
+        name:
+            f"trajectory_{rule_name(_exp)}"
+        input:
+            lambda wc, e=_exp: [
+                P.chunk_rows(experiment=e, seed=wc.seed, chunk=c) for c in chunks(e)
+            ],
+        output:
+            trajectory=P.trajectory(experiment=_exp),
+            specs=[P.arch_spec(experiment=_exp, target=t) for t in targets(_exp)],
+            metrics=[P.arch_metrics(experiment=_exp, target=t) for t in targets(_exp)],
+        log:
+            P.log("trajectory", _exp, "seed{seed}"),
+        conda:
+            "../envs/prunestudy.yaml"
+        threads: config["threads"]
+        params:
+            logic=LOGIC["extract"],
+            data=slice_json("data"),
+            model=canonical(EXPERIMENTS[_exp]["model"]),
+            prune=canonical(EXPERIMENTS[_exp]["prune"]),
+            latency=slice_json("latency"),
+            device=config["device"],
+            experiment=_exp,
+            budgets=" ".join(targets(_exp)),
+            dirs=lambda wc, output: " ".join(os.path.dirname(f) for f in output.specs),
+        shell:
+            "prunestudy trajectory {input:q} --out {output.trajectory:q} --experiment {params.experiment} "
+            "--seed {wildcards.seed} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
+            "--latency {params.latency:q} --device {params.device} --threads {threads} "
+            "--budgets {params.budgets} --arch-dirs {params.dirs} > {log} 2>&1"

@@ -9,7 +9,7 @@ TRAIN_CMD = (
 
 rule scratch:
     input:
-        P.arch_spec(),
+        lambda wc: pruned_arch_path(wc.experiment, wc.seed, wc.target),
     output:
         P.scratch_metrics(),
     log:
@@ -28,7 +28,8 @@ rule scratch:
         latency=slice_json("latency"),
         scratch_e=slice_json("scratch_e"),
         scratch_b=lambda wc: slice_json("scratch_b") if wc.regime == "B" else "{}",
-        extra=lambda wc, input: f"--arch {input[0]} --member-of {wc.target}",
+        extra=lambda wc, input: f"--{'mask' if input[0].endswith('.pt') else 'arch'} {input[0]} "
+        f"--member-of {wc.target}",
         device=config["device"],
         out=subpath(output[0], parent=True),
     shell:

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Layer:
-    """One counted layer: ``conv`` (no bias), ``linear`` (with bias) or ``bn`` (affine, 2 params per channel).
+    """One counted layer: ``conv`` (no bias), ``linear`` (with bias), ``bn`` (affine, 2 params per channel)
+    or ``scale`` (one learnable factor per channel).
 
     ``size`` is the conv's output side in pixels; a linear or BN layer has size 1.
     """
@@ -45,6 +46,8 @@ class Group:
     """A set of channels that are removed together: a conv's outputs with everything that reads them.
 
     ``tap`` names the module whose output carries these channels (for activation-based saliency);
+    ``scale`` the BN weight whose channels scale them (for Network Slimming), with ``scale_index`` the
+    BN channel of each position where they differ (a channel selection reads a subset of its BN);
     ``emptiable`` says whether removing every channel is allowed (a residual branch then becomes its
     shortcut) or refused (a plain layer, whose removal would disconnect the network).
     """
@@ -54,6 +57,8 @@ class Group:
     slices: tuple[Slice, ...]
     tap: str | None = None
     emptiable: bool = True
+    scale: str | None = None
+    scale_index: tuple[int, ...] | None = None
 
 
 def bn_slices(prefix: str) -> tuple[Slice, ...]:
@@ -61,9 +66,10 @@ def bn_slices(prefix: str) -> tuple[Slice, ...]:
     return tuple(Slice(f"{prefix}.{t}", 0) for t in ("weight", "bias", "running_mean", "running_var"))
 
 
-def select_group(name: str, width: int, consumer: str, emptiable: bool = True) -> Group:
-    """A channel selection: the input columns of the ``consumer`` weight that the selection feeds."""
-    return Group(name, width, (Slice(consumer, 1),), emptiable=emptiable)
+def select_group(name: str, index: tuple[int, ...], bn: str, consumer: str, emptiable: bool = True) -> Group:
+    """A channel selection of the ``bn`` module's channels ``index``: the input columns of the ``consumer``
+    weight that the selection feeds (the BN itself keeps every channel)."""
+    return Group(name, len(index), (Slice(consumer, 1),), None, emptiable, f"{bn}.weight", tuple(index))
 
 
 def conv_group(
@@ -72,7 +78,7 @@ def conv_group(
     """A conv's output channels: the ``producer`` conv's weight rows, the ``bn`` module after it, and the
     input columns of the ``consumer`` weight (a conv or a linear layer) that reads them."""
     slices = (Slice(f"{producer}.weight", 0), *bn_slices(bn), Slice(consumer, 1))
-    return Group(name, width, slices, tap, emptiable)
+    return Group(name, width, slices, tap, emptiable, f"{bn}.weight")
 
 
 class ArchSpec:

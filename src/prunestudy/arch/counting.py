@@ -28,6 +28,8 @@ def count(layers: Iterable[Layer]) -> tuple[int, int]:
             macs += layer.cin * layer.cout
         elif layer.kind == "bn":
             params += 2 * layer.cout
+        elif layer.kind == "scale":  # a learnable scalar per channel, applied elementwise (no FLOPs counted)
+            params += layer.cout
         else:
             raise ValueError(f"unknown layer kind {layer.kind!r}")
     return params, 2 * macs

@@ -90,14 +90,14 @@ class DenseNetSpec(ArchSpec):
         out = []
         for i in range(self.n_layers):
             p = f"layers.{i}"
-            out.append(select_group(f"{p}.select", len(self.selection(i)), f"{p}.conv1.weight"))
+            out.append(select_group(f"{p}.select", self.selection(i), f"{p}.bn1", f"{p}.conv1.weight"))
             if self.bc:
                 mid = conv_group(f"{p}.mid", self.mids[i], f"{p}.conv1", f"{p}.bn2", f"{p}.conv2.weight", f"{p}.tap")
                 out.append(mid)
         for t in range(2):
-            width = len(self.selection(self.n_layers + t))
-            out.append(select_group(f"transitions.{t}.select", width, f"transitions.{t}.conv.weight", emptiable=False))
-        out.append(select_group("head.select", len(self.selection(-1)), "head.fc.weight", emptiable=False))
+            p, sel = f"transitions.{t}", self.selection(self.n_layers + t)
+            out.append(select_group(f"{p}.select", sel, f"{p}.bn", f"{p}.conv.weight", emptiable=False))
+        out.append(select_group("head.select", self.selection(-1), "head.bn", "head.fc.weight", emptiable=False))
         return tuple(out)
 
     def _replace(self, mids: Sequence[int], selects: Sequence[tuple[int, ...] | None]) -> DenseNetSpec:

@@ -18,7 +18,7 @@ selection is never emptied.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out, select_group
@@ -31,6 +31,9 @@ def _stage_blocks(n: int) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class ResNetSpec(ArchSpec):
+    """``gates``: a learnable scale per live residual branch, out = ReLU(shortcut + gate x branch)
+    (Sparse Structure Selection's block factors)."""
+
     family: ClassVar[str] = "resnet"
     depth: int
     mids: tuple[int, ...]
@@ -39,6 +42,7 @@ class ResNetSpec(ArchSpec):
     in_channels: int = 3
     image_size: int = 32
     bn_gamma: float = 0.5
+    gates: bool = False
 
     def __post_init__(self) -> None:
         if self.depth < 8 or (self.depth - 2) % 6:
@@ -69,9 +73,7 @@ class ResNetSpec(ArchSpec):
         )
 
     def with_widths(self, widths: Sequence[int]) -> ResNetSpec:
-        return ResNetSpec(
-            self.depth, tuple(widths), self.widths, self.num_classes, self.in_channels, self.image_size, self.bn_gamma
-        )
+        return replace(self, mids=tuple(widths))
 
     def layers(self) -> tuple[Layer, ...]:
         size, w0 = self.image_size, self.widths[0]
@@ -81,6 +83,8 @@ class ResNetSpec(ArchSpec):
             if mid:
                 out += [Layer("conv", cin, mid, 3, size), Layer("bn", mid, mid), Layer("conv", mid, cout, 3, size)]
                 out.append(Layer("bn", cout, cout))
+                if self.gates:
+                    out.append(Layer("scale", 1, 1))
         return (*out, Layer("linear", self.widths[2], self.num_classes))
 
     @property
@@ -88,11 +92,20 @@ class ResNetSpec(ArchSpec):
         return f"resnet{self.depth}"
 
 
-def resnet(depth: int, *, width: float = 1.0, num_classes: int = 10, in_channels: int = 3, image_size: int = 32):
+def resnet(
+    depth: int,
+    *,
+    width: float = 1.0,
+    gates: bool = False,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
+) -> ResNetSpec:
+    """A CIFAR ResNet of stage widths 16, 32, 64 x ``width``; ``gates`` adds SSS's block factors."""
     widths = tuple(max(1, int(w * width)) for w in (16, 32, 64))
     n = (depth - 2) // 6
     mids = tuple(widths[s] for s, _ in _stage_blocks(n))
-    return ResNetSpec(depth, mids, widths, num_classes, in_channels, image_size)
+    return ResNetSpec(depth, mids, widths, num_classes, in_channels, image_size, gates=gates)
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ class PreResNetSpec(ArchSpec):
         out = []
         for i, b in enumerate(self.blocks()):
             p = f"blocks.{i}"
-            out.append(select_group(f"{p}.select", len(b.select), f"{p}.conv1.weight"))
+            out.append(select_group(f"{p}.select", b.select, f"{p}.bn1", f"{p}.conv1.weight"))
             out += [
                 conv_group(
                     f"{p}.c{j}",
@@ -193,7 +206,7 @@ class PreResNetSpec(ArchSpec):
                 )
                 for j in range(1, self.per_block + 1)
             ]
-        out.append(select_group("head.select", len(self.head_select), "head.fc.weight", emptiable=False))
+        out.append(select_group("head.select", self.head_select, "head.bn", "head.fc.weight", emptiable=False))
         return tuple(out)
 
     def kept(self, keep: Mapping[str, Sequence[int]]) -> PreResNetSpec:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from prunestudy.methods.base import Method, TrainHooks
 from prunestudy.methods.fisher import Fisher
+from prunestudy.methods.l1norm import L1Norm
+from prunestudy.methods.magnitude import Magnitude
+from prunestudy.methods.slimming import Slimming
+from prunestudy.methods.sss import SSS
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Fisher,)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Fisher, Slimming, L1Norm, Magnitude, SSS)}
 
 __all__ = ["METHODS", "Method", "TrainHooks", "method"]
 

@@ -8,9 +8,16 @@ the loop. Selection (which channels or weights go) is each method's own function
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from prunestudy.arch import ArchSpec
+    from prunestudy.optim import SGD
 
 
 @dataclass
@@ -26,10 +33,48 @@ class TrainHooks:
         return TrainHooks(self.after_backward + other.after_backward, self.after_step + other.after_step)
 
 
+@dataclass
+class Pruning:
+    """What a one-shot method decided: channels to remove (structured) or a mask (unstructured), and a
+    record of how (thresholds, groups it emptied or kept alive) for the metrics file."""
+
+    removals: dict[str, list[int]] = field(default_factory=dict)
+    mask: dict[str, torch.Tensor] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
 class Method:
     """A registered pruning method. ``kind`` is ``iterative`` (a trajectory of many small removals,
-    fine-tuning between them) or ``oneshot`` (train, prune once to a target, fine-tune)."""
+    fine-tuning between them) or ``oneshot`` (train, prune once to a target, fine-tune).
+
+    A one-shot method defines :meth:`prune`; one whose large network trains differently (a sparsity
+    regulariser) defines :meth:`regulariser` (what identifies that training) and :meth:`hooks`.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[str]
     params: ClassVar[type]  # the hyper-parameters dataclass, filled from the experiment's config
+
+    @staticmethod
+    def base_options(model: Mapping[str, Any]) -> dict[str, Any]:
+        """The model options of the large network this method trains (SSS adds its block factors)."""
+        return dict(model)
+
+    @staticmethod
+    def after_surgery(spec: ArchSpec, state: Mapping[str, torch.Tensor]) -> tuple[ArchSpec, dict[str, torch.Tensor]]:
+        """The pruned network as the downstream arms take it (SSS folds its factors away)."""
+        return spec, dict(state)
+
+    @staticmethod
+    def regulariser(params: Any, target: Any) -> dict[str, Any] | None:
+        """The settings that make this method's large network differ from a plain one; None: a plain
+        network, shared with every other method that trains the same model plainly."""
+        return None
+
+    @staticmethod
+    def hooks(model: nn.Module, opt: SGD, spec: ArchSpec, regulariser: Mapping[str, Any]) -> TrainHooks:
+        return TrainHooks()
+
+    @staticmethod
+    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: Any, params: Any) -> Pruning:
+        raise NotImplementedError("only a one-shot method prunes once")

@@ -13,7 +13,7 @@ from prunestudy.arch.resnet import PreBlock, PreResNetSpec, ResNetSpec
 class BasicBlock(nn.Module):
     """Li et al.'s block with the option-A shortcut: subsample, then zero channels appended."""
 
-    def __init__(self, cin: int, mid: int, cout: int, stride: int):
+    def __init__(self, cin: int, mid: int, cout: int, stride: int, gate: bool = False):
         super().__init__()
         self.stride, self.pad = stride, cout - cin
         if mid:
@@ -22,6 +22,8 @@ class BasicBlock(nn.Module):
             self.tap = Tap()
             self.conv2 = conv(mid, cout, 3)
             self.bn2 = nn.BatchNorm2d(cout)
+            if gate:
+                self.gate = nn.Parameter(torch.ones(1))
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1 and not self.pad:
@@ -31,7 +33,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.shortcut(x)
         if hasattr(self, "conv1"):
-            out = out + self.bn2(self.conv2(self.tap(F.relu(self.bn1(self.conv1(x))))))
+            branch = self.bn2(self.conv2(self.tap(F.relu(self.bn1(self.conv1(x))))))
+            out = out + (self.gate * branch if hasattr(self, "gate") else branch)
         return F.relu(out)
 
 
@@ -41,7 +44,7 @@ class ResNet(nn.Module):
         self.spec = spec
         self.stem = conv(spec.in_channels, spec.widths[0], 3)
         self.bn = nn.BatchNorm2d(spec.widths[0])
-        self.blocks = nn.ModuleList(BasicBlock(*b) for b in spec.blocks())
+        self.blocks = nn.ModuleList(BasicBlock(*b, gate=spec.gates) for b in spec.blocks())
         self.fc = nn.Linear(spec.widths[2], spec.num_classes)
         init_weights(self, spec.bn_gamma, linear_std=0.01)
 

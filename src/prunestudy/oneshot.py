@@ -1,0 +1,77 @@
+"""Liu et al.'s one-shot pipeline: prune a trained large network once to a target, then fine-tune it.
+
+Both steps hand on what every downstream arm reads: a spec, plus a mask for unstructured pruning.
+The fine-tuned network's record is the ``pruned`` arm; Scratch-E and Scratch-B then retrain the same
+spec (or the same mask, with weights re-drawn) from scratch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunestudy import masks
+from prunestudy.arch import ArchSpec
+from prunestudy.methods.base import Method
+from prunestudy.surgery import remove_channels
+
+
+@dataclass
+class PrunedNet:
+    spec: ArchSpec
+    state: dict[str, torch.Tensor]
+    mask: dict[str, torch.Tensor] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return masks.nonzero_params(self.spec, self.mask) if self.mask else self.spec.param_count()
+
+    @property
+    def flops(self) -> int:
+        return masks.nonzero_flops(self.spec, self.mask) if self.mask else self.spec.flops()
+
+
+def prune_once(
+    state: Mapping[str, torch.Tensor], spec: ArchSpec, method: type[Method], target: Any, params: Any
+) -> PrunedNet:
+    """Apply ``method`` once: physical removal for a structured method, a mask for an unstructured one."""
+    p = method.prune(state, spec, target, params)
+    if p.mask is not None:
+        pruned = {n: t.clone() for n, t in state.items()}
+        for n, m in p.mask.items():
+            pruned[n].mul_(m.to(pruned[n].dtype))
+        return PrunedNet(spec, pruned, p.mask, p.record)
+    new_spec, new_state = method.after_surgery(*remove_channels(spec, state, p.removals))
+    return PrunedNet(new_spec, new_state, None, {**p.record, "removed": {n: len(c) for n, c in p.removals.items()}})
+
+
+def load_weights(state: Mapping[str, torch.Tensor]) -> Callable[[nn.Module], None]:
+    """An ``init`` for :func:`prunestudy.train.fit` that starts from given weights (fine-tuning)."""
+
+    def init(model: nn.Module) -> None:
+        model.load_state_dict(state)
+
+    return init
+
+
+def redraw_masked(mask: Mapping[str, torch.Tensor]) -> Callable[[nn.Module], None]:
+    """An ``init`` for Scratch-E/B on a mask (Liu et al.): each masked conv's weights are re-drawn from
+    N(0, sqrt(2/n)) with n = nonzeros / in_channels, then masked."""
+
+    @torch.no_grad()
+    def init(model: nn.Module) -> None:
+        masks.check(model, mask)
+        params = dict(model.named_parameters())
+        for name, m in mask.items():
+            w = params[name]
+            n = float(m.sum()) / w.shape[1]
+            w.normal_(0.0, math.sqrt(2.0 / n) if n else 0.0)
+            w.mul_(m.to(w.dtype))
+
+    return init
