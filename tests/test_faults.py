@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from prunestudy import paths
 from prunestudy.artifacts import load_checkpoint, read_json
+from prunestudy.config import base_name, validate
 from tests.workflow_helpers import snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.slow
@@ -22,19 +25,28 @@ TINY = {
     "seeds": [1],
     "train.epochs": 6,
     "train.milestones": [4],
-    "experiments.0.model": {"family": "wrn", "depth": 10, "width": 1},
-    "experiments.0.prune.every": 4,
-    "experiments.0.prune.max_prunes": 40,
-    "experiments.0.prune.chunk": 20,
-    "experiments.0.prune.batch_size": 32,
-    "experiments.0.targets": [0.6],
-    "experiments.0.families": {"width": [], "bottleneck": [], "scaled": {"targets": []}},
+    "experiments": [
+        {
+            "name": "wrn-fisher",
+            "model": {"family": "wrn", "depth": 10, "width": 1},
+            "method": "fisher",
+            "prune": {"every": 4, "max_prunes": 40, "chunk": 20, "lr": 0.002, "batch_size": 32},
+            "targets": [0.6],
+        }
+    ],
     "latency.repeats": 2,
     "latency.warmup": 0,
     "analysis.bootstrap_resamples": 100,
 }
 P = paths.StudyPaths("results/tiny")
-EXP = "wrn-fisher"  # the default config's experiment, which TINY shrinks
+EXP = "wrn-fisher"
+
+
+def _base_dir() -> str:
+    """Where TINY's large network (seed 1) lives: its bases folder is named by the model's spec id."""
+    c = validate(yaml.safe_load(write_config(Path(tempfile.mkdtemp()) / "c.yaml", **TINY).read_text()))
+    e = c["experiments"][0]
+    return P.base_dir(base=base_name(e, e["targets"][0], c["data"]), seed=1)
 
 
 def _config(workdir: Path) -> Path:
@@ -49,7 +61,7 @@ def reference(tmp_path_factory):
 
 
 def _results(work: Path) -> dict:
-    base = read_json(work / P.base_metrics(experiment=EXP, seed=1))
+    base = read_json(work / _base_dir() / "metrics.json")
     traj = pd.read_csv(work / P.trajectory(experiment=EXP, seed=1)).drop(columns="elapsed_s")
     scratch = read_json(work / P.scratch_metrics(experiment=EXP, regime="B", target="0.6", seed=1))
     return {
@@ -102,7 +114,7 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
     config = _config(tmp_path)
     # 1. SIGKILL the training job itself, mid-run: Snakemake sees a failed job and stops.
     proc = _start(tmp_path, config)
-    resume = paths.train_resume(tmp_path / P.base_dir(experiment=EXP, seed=1))
+    resume = paths.train_resume(tmp_path / _base_dir())
     _wait_for(resume, "epoch", 2, proc)
     assert _kill_jobs(tmp_path, "prunestudy train --arm base") >= 1
     assert proc.wait(timeout=120) != 0
@@ -120,7 +132,7 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
     snakemake(tmp_path, config, "--unlock")  # a killed Snakemake leaves its lock behind
     res = snakemake(tmp_path, config, "--rerun-incomplete")
     assert res.returncode == 0
-    base_log = (tmp_path / P.log("train_base", EXP, "seed1")).read_text()
+    base_log = (tmp_path / P.log("train_base", Path(_base_dir()).parent.name, "seed1")).read_text()
     assert "resuming from epoch" in base_log
     chunk_log = (tmp_path / P.log("prune", EXP, "seed1", "chunk000")).read_text()
     assert f"resuming chunk at step {killed_at}" in chunk_log
@@ -131,7 +143,7 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
 def test_concurrent_invocations_cannot_corrupt_results(reference, tmp_path):
     config = _config(tmp_path)
     first = _start(tmp_path, config)
-    _wait_for(paths.train_resume(tmp_path / P.base_dir(experiment=EXP, seed=1)), "epoch", 1, first)
+    _wait_for(paths.train_resume(tmp_path / _base_dir()), "epoch", 1, first)
     second = subprocess.run(snakemake_cmd(tmp_path, config, cores=1), capture_output=True, text=True, timeout=300)
     # Snakemake refuses the second run: by its lock, or earlier, by the outputs the first marked incomplete
     refusal = second.stdout + second.stderr

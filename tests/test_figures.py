@@ -70,7 +70,7 @@ def test_error_vs(runs, x):
 def test_budget_arms(runs):
     fig = figures.budget_arms(runs)
     ax = fig.axes[0]
-    assert "budget" in ax.get_xlabel() and _non_empty(ax)
+    assert "target" in ax.get_xlabel() and _non_empty(ax)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.2", "0.5"]
     plt.close(fig)
 
@@ -84,7 +84,7 @@ def _specs():
 def test_channel_profile_and_consistency():
     fig = figures.channel_profile(_specs())
     assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)
-    assert fig.axes[0].get_xlabel() == "block index"
+    assert fig.axes[0].get_xlabel() == "prunable group (block or layer)"
     plt.close(fig)
     fig = figures.consistency(_specs())
     ax1, ax2 = fig.axes

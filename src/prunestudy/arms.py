@@ -30,6 +30,7 @@ SCRATCH = {"E": SCRATCH_E, "B": SCRATCH_B}  # the regime wildcard of the workflo
 RETRAINED = (PRUNED, SCRATCH_E, SCRATCH_B)  # the networks that come from one pruned architecture
 TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG)  # what `prunestudy train` trains
 TUNED = (PRUNED, PRUNED_LONG)  # what `prunestudy oneshot` writes
+TARGETED = (*RETRAINED, PRUNED_LONG)  # the networks that belong to one target
 MEMBER_FAMILIES = (WIDTH, BOTTLENECK)  # built from the model options with one option changed
 FAMILY_ARMS = (WIDTH, BOTTLENECK, SCALED)
 # the curve each arm's networks belong to when families are compared at matched parameters

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunestudy.arms import RETRAINED
+from prunestudy.arms import TARGETED
 from prunestudy.artifacts import read_json
 
 # copied verbatim from each metrics.json
@@ -39,7 +39,7 @@ def _target(label: str) -> float | str:
 def run_row(path: str | Path, experiment: str) -> dict:
     m = read_json(path)
     extra = m.get("extra", {})
-    scratch = m["arm"] in RETRAINED
+    scratch = m["arm"] in TARGETED
     member_of = extra.get("member_of")
     return {
         "experiment": experiment,

@@ -87,7 +87,7 @@ def budget_arms(runs: pd.DataFrame) -> plt.Figure:
         legend=False,
         palette="dark:black",
     )
-    ax.set_xlabel("parameter budget (fraction of base)")
+    ax.set_xlabel("target (a parameter budget, a pruned fraction or a setting, by method)")
     ax.set_ylabel("test error (%)")
     ax.set_title("Fine-tuned vs Scratch-E vs Scratch-B on the same architectures")
     return fig
@@ -109,10 +109,10 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
         for color, (budget, g) in zip(colors, specs[specs["seed"] == seed].groupby("budget"), strict=False):
             widths = g["widths"].iloc[0]
             ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
-        ax.set_xlabel("block index")
+        ax.set_xlabel("prunable group (block or layer)")
         ax.set_title(f"pruning seed {seed}")
     axes[0][0].set_ylabel("channels (mid width)")
-    axes[0][-1].legend(title="budget", fontsize=7)
+    axes[0][-1].legend(title="target", fontsize=7)
     return fig
 
 
@@ -150,7 +150,7 @@ def consistency(specs: pd.DataFrame) -> plt.Figure:
         ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=target_label(budget))
         cv = np.divide(sd, mean, out=np.zeros_like(mean, dtype=float), where=mean > 0)
         ax2.plot(idx, cv, marker="o", ms=3, color=color, label=target_label(budget))
-    ax1.set(xlabel="block index", ylabel="channels, mean ± std over seeds", title="Width per block across seeds")
-    ax2.set(xlabel="block index", ylabel="coefficient of variation", title="Between-seed variation")
-    ax1.legend(title="budget", fontsize=7)
+    ax1.set(xlabel="prunable group", ylabel="channels, mean ± std over seeds", title="Width per group across seeds")
+    ax2.set(xlabel="prunable group", ylabel="coefficient of variation", title="Between-seed variation")
+    ax1.legend(title="target", fontsize=7)
     return fig

@@ -76,6 +76,8 @@ start() {
   runuser -u munge -- munged
   munge -n | unmunge >/dev/null
   write_conf
+  # a fresh cluster: state or pid files that a killed earlier one left would hold the node or name the wrong pids
+  rm -rf /var/spool/slurmctld/* /var/spool/slurmd/* /run/slurmctld.pid /run/slurmd.pid
   slurmctld
   slurmd
   for _ in $(seq 50); do
