@@ -64,6 +64,16 @@ def test_error_vs(runs, x):
     assert ax.get_xscale() == "log" and "test error" in ax.get_ylabel() and _non_empty(ax)
     labels = {t.get_text() for t in ax.get_legend().get_texts()}
     assert {"base", "width", "bottleneck", "scaled", "pruned (tuned)", "pruned (scratch-E)"} <= labels
+    # the arms on one architecture sit side by side, each within a few percent of its true x
+    marker_x = {
+        c.get_label(): np.asarray(c.lines[0].get_xdata(), float)
+        for c in ax.containers
+        if c.get_label().startswith("pruned")
+    }
+    true_x = runs[runs["arm"] == "pruned"].groupby("budget")[x].mean().sort_index().to_numpy()
+    for xs in marker_x.values():
+        assert np.allclose(np.sort(xs), true_x, rtol=0.05)
+    assert len({tuple(np.round(xs, 6)) for xs in marker_x.values()}) == len(marker_x) >= 2
     plt.close(fig)
 
 

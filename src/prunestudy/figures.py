@@ -21,6 +21,7 @@ from prunestudy.stats import family_curves
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
 ARM_ORDER = list(RETRAINED)
+DODGE = 0.015  # relative spread along x between the families' summary markers
 
 
 def save(fig: plt.Figure, stem: str | Path) -> None:
@@ -37,7 +38,11 @@ def _curve_key(df: pd.DataFrame) -> pd.Series:
 
 
 def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
-    """Test error against ``x`` (log axis) for every arm: each network a dot, each member a mean +- std."""
+    """Test error against ``x`` (log axis) for every arm: each network a dot, each member a mean +- std.
+
+    The mean +- std markers of the families are spread by a few percent along ``x`` (a log axis), so that
+    arms trained on the same architecture (pruned, Scratch-E, Scratch-B) do not hide one another.
+    """
     curves = family_curves(runs)
     curves = curves.assign(key=_curve_key(curves), test_error_pct=100 * curves["test_error"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -50,10 +55,19 @@ def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
         .agg(x=(x, "mean"), err=("test_error_pct", "mean"), sd=("test_error_pct", "std"))
         .reset_index()
     )
+    families = sorted(summary["family"].unique())
     for family, g in summary.groupby("family"):
         g = g.sort_values("x")
+        dodge = 1 + DODGE * (families.index(family) - (len(families) - 1) / 2)
         ax.errorbar(
-            g["x"], g["err"], yerr=g["sd"].fillna(0), marker="o", ms=4, capsize=2, label=family, color=palette[family]
+            g["x"] * dodge,
+            g["err"],
+            yerr=g["sd"].fillna(0),
+            marker="o",
+            ms=4,
+            capsize=2,
+            label=family,
+            color=palette[family],
         )
     base = runs[runs["arm"] == BASE]
     if len(base):

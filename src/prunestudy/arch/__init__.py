@@ -33,7 +33,23 @@ FAMILIES: dict[str, Family] = {
     "densenet": Family(DenseNetSpec, densenet, "densenet:DenseNet"),
 }
 
-__all__ = ["FAMILIES", "ArchSpec", "Group", "Layer", "Slice", "build_spec", "spec_from_dict", "spec_from_json"]
+__all__ = [
+    "FAMILIES",
+    "ArchSpec",
+    "Family",
+    "Group",
+    "Layer",
+    "Slice",
+    "build_module",
+    "build_spec",
+    "densenet",
+    "preresnet",
+    "resnet",
+    "spec_from_dict",
+    "spec_from_json",
+    "vgg",
+    "wrn",
+]
 
 
 def spec_from_dict(d: Mapping[str, Any]) -> ArchSpec:
