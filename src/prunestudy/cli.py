@@ -215,7 +215,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     """Prune the large network once to the target, fine-tune it: the pruned-and-tuned arm."""
     from prunestudy import masks
     from prunestudy.arch import spec_from_json
-    from prunestudy.artifacts import atomic_write_text, load_checkpoint
+    from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
     from prunestudy.config import base_spec
     from prunestudy.methods import method
     from prunestudy.oneshot import load_weights, prune_once
@@ -250,7 +250,14 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     recipe = Recipe.from_dict(args.finetune)
     run_seed = derive_seed(args.seed, "finetune", args.experiment, args.target)
     slices = _slices(args, ("data", "model", "prune", "finetune", "latency"))
-    identity = {**slices, "target": args.target, "seed": args.seed, "base": config_hash(ckpt["spec"])}
+    # the base's content, not only its spec: a retrained base must never continue a stale fine-tuning
+    identity = {
+        **slices,
+        "target": args.target,
+        "seed": args.seed,
+        "arm": args.arm,
+        "base": file_digest(args.base_model),
+    }
     resume = train_resume(out)
     result = fit(
         pruned.spec,
@@ -307,6 +314,7 @@ def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
 
 
 def cmd_prune_chunk(args: argparse.Namespace) -> None:
+    from prunestudy.artifacts import file_digest
     from prunestudy.methods.fisher import FisherParams
     from prunestudy.paths import chunk_resume, steps_dir
     from prunestudy.train import Runtime
@@ -345,7 +353,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
                     "experiment": args.experiment,
                     "seed": args.seed,
                     "chunk": args.chunk,
-                    "from": [state.spec.spec_id, state.step],
+                    "from": [state.spec.spec_id, state.step, file_digest(args.input)],
                     "logic": LOGIC_VERSIONS["prune"],
                 }
             ),
