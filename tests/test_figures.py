@@ -109,5 +109,7 @@ def test_trajectory_heatmap(tmp_path):
     fig = figures.trajectory_heatmap({1: traj}, [3, 4])
     img = fig.axes[0].images[0].get_array()
     assert img.shape == (2, 3) and img[0, 1] == pytest.approx(2 / 3)
+    ticks = fig.axes[0].get_yticks()
+    assert all(float(t).is_integer() for t in ticks)  # no group 0.5
     figures.save(fig, tmp_path / "heat")
     assert (tmp_path / "heat.png").stat().st_size > 1000 and (tmp_path / "heat.pdf").exists()

@@ -132,8 +132,9 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
 
 def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]) -> plt.Figure:
     """Remaining fraction of every block's channels along each trajectory (rows: blocks, columns: steps)."""
+    rows = len(trajectories)
     fig, axes = plt.subplots(
-        len(trajectories), 1, figsize=(8, 1.2 + 0.25 * len(initial) * len(trajectories)), squeeze=False
+        rows, 1, figsize=(8, 1.0 + max(1.1, 0.3 * len(initial)) * rows), squeeze=False, sharex=True
     )
     for ax, (seed, df) in zip(axes[:, 0], sorted(trajectories.items()), strict=True):
         widths = np.array([[int(v) for v in m.split(";")] for m in df["widths"]]).T
@@ -147,8 +148,10 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
             interpolation="nearest",
             extent=(df["step"].iloc[0] - 0.5, df["step"].iloc[-1] + 0.5, len(initial) - 0.5, -0.5),
         )
-        ax.set_ylabel(f"block (seed {seed})")
+        ax.set_ylabel(f"seed {seed}")
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole group indices only
     axes[-1, 0].set_xlabel("prune step")
+    fig.supylabel("prunable group (block or layer)", fontsize=10)
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="fraction of channels left")
     return fig
 
