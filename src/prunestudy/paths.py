@@ -118,8 +118,9 @@ def steps_dir(prune_dir: str | Path) -> Path:
     return Path(prune_dir) / "steps"
 
 
-def step_checkpoint(prune_dir: str | Path, step: int) -> Path:
-    return steps_dir(prune_dir) / f"step{step:05d}.pt"
+def step_checkpoint(steps: str | Path, step: int) -> Path:
+    """A prune step's checkpoint inside a trajectory's ``steps_dir``."""
+    return Path(steps) / f"step{step:05d}.pt"
 
 
 def chunk_resume(prune_dir: str | Path, chunk: int) -> Path:

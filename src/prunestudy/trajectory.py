@@ -24,6 +24,7 @@ from prunestudy.arch import ArchSpec, spec_from_json
 from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
 from prunestudy.data import Augment, Dataset
 from prunestudy.methods.fisher import Fisher, FisherParams
+from prunestudy.paths import step_checkpoint
 from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channels
 from prunestudy.train import Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
 
@@ -174,7 +175,7 @@ def run_chunk(
         )
         val_error = evaluate(model, data, data.val, rt)
         test_error = evaluate(model, data, data.test, rt)
-        ckpt = steps_dir / f"step{state.step:05d}.pt"
+        ckpt = step_checkpoint(steps_dir, state.step)
         save_checkpoint(ckpt, {"spec": state.spec.to_json(), "state": state.weights, "step": state.step})
         params, flops = state.spec.param_count(), state.spec.flops()
         state.elapsed_s += time.perf_counter() - t0
