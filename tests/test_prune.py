@@ -227,3 +227,23 @@ def test_parameter_floor_stops_the_trajectory(digits, tmp_path):
     )
     assert state.stopped.startswith("parameter floor")
     assert state.rows[-1]["params"] <= floor * spec.param_count() < state.rows[-2]["params"]
+
+
+def test_a_prune_step_keeps_weights_and_momentum_channels_last(digits):
+    """After surgery the network and the sliced momentum keep the parameters' layout, so the optimizer's
+    batched update never falls back to one kernel per tensor."""
+    from prunestudy.trajectory import prune_step
+
+    spec = tiny_spec(mids=(3, 2, 4))
+    rt = Runtime.pick("cpu")
+    torch.manual_seed(0)
+    state = PruneState(spec, spec.build().state_dict(), {})
+    model = rt.prepare(materialise(spec, state.weights))
+    cfg = FisherParams(every=2, max_prunes=3, chunk=3, lr=0.01, batch_size=32)
+    for _ in range(2):
+        state, model, _, _ = prune_step(state, model, digits, cfg, Augment(), rt, 1, spec.flops())
+    for name, p in model.named_parameters():
+        if p.dim() == 4 and min(p.shape[1:]) > 1:
+            assert p.is_contiguous(memory_format=torch.channels_last), name
+            m = state.momentum[name]
+            assert m.is_contiguous(memory_format=torch.channels_last) and m.shape == p.shape, name
