@@ -29,9 +29,6 @@ class TrainHooks:
     after_backward: list[Callable[[], None]] = field(default_factory=list)
     after_step: list[Callable[[], None]] = field(default_factory=list)
 
-    def __add__(self, other: TrainHooks) -> TrainHooks:
-        return TrainHooks(self.after_backward + other.after_backward, self.after_step + other.after_step)
-
 
 @dataclass
 class Pruning:
