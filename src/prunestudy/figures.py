@@ -125,7 +125,7 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
             ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
         ax.set_xlabel("prunable group (block or layer)")
         ax.set_title(f"pruning seed {seed}")
-    axes[0][0].set_ylabel("channels (mid width)")
+    axes[0][0].set_ylabel("channels kept per group")
     axes[0][-1].legend(title="target", fontsize=7)
     return fig
 
