@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from benchmarks.common import cifar_like, report, timed
+from benchmarks.common import cifar_like, random_batch, report, timed
 from prunestudy.arch import wrn
 from prunestudy.data import Augment
 from prunestudy.methods.fisher import FisherCapture
@@ -33,8 +33,7 @@ def main() -> None:
     aug = Augment(pad=4, flip=True)
 
     def step(capture: FisherCapture | None = None):
-        idx = torch.randint(0, len(data.train), (args.batch,), generator=gen).to(rt.device)
-        train_step(model, opt, data, rt, idx, aug, gen)
+        train_step(model, opt, data, rt, random_batch(data, args.batch, aug, gen, rt.device), aug)
         if capture:
             capture.step()
         if rt.cuda:

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from benchmarks.common import cifar_like, report, timed
+from benchmarks.common import cifar_like, random_batch, report, timed
 from prunestudy import masks
 from prunestudy.arch import vgg
 from prunestudy.data import Augment
@@ -35,8 +35,8 @@ def step_time(spec, data, rt, batch, steps, hooks_for=None, init=None) -> float:
     gen = torch.Generator().manual_seed(0)
 
     def step():
-        idx = torch.randint(0, len(data.train), (batch,), generator=gen).to(rt.device)
-        train_step(model, opt, data, rt, idx, Augment(pad=4, flip=True), gen, hooks)
+        aug = Augment(pad=4, flip=True)
+        train_step(model, opt, data, rt, random_batch(data, batch, aug, gen, rt.device), aug, hooks)
         if rt.cuda:
             torch.cuda.synchronize()
 

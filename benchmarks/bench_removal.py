@@ -22,7 +22,7 @@ import torch
 from benchmarks.common import cifar_like, report
 from prunestudy import data as data_mod
 from prunestudy.arch import wrn
-from prunestudy.data import Augment
+from prunestudy.data import Augment, draw_batches
 from prunestudy.methods.fisher import FisherCapture, FisherParams
 from prunestudy.surgery import materialise
 from prunestudy.train import Recipe, Runtime, derive_seed, evaluate, fit, make_optimizer, train_step
@@ -41,8 +41,8 @@ def masked_trajectory(
     for step in range(prunes):
         capture = FisherCapture(model, spec)
         gen = torch.Generator().manual_seed(derive_seed(seed, "prune", step))
-        for idx in _step_batches(len(data.train), cfg.every, cfg.batch_size, gen):
-            train_step(model, opt, data, rt, idx.to(rt.device), aug, gen)
+        for batch in draw_batches(_step_batches(len(data.train), cfg.every, cfg.batch_size, gen), aug, gen, rt.device):
+            train_step(model, opt, data, rt, batch, aug)
             capture.step()
         capture.close()
         sal = capture.saliency()

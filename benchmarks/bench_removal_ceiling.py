@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.common import cifar_like, report, timed
 from prunestudy.arch import wrn
-from prunestudy.data import Augment
+from prunestudy.data import Augment, Batch
 from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
 
 
@@ -37,12 +37,12 @@ def main() -> None:
     picks = [round(i * (len(rows) - 1) / (args.samples - 1)) for i in range(args.samples)]
     recipe = Recipe(epochs=1, batch_size=args.batch, lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(data.train), generator=gen)[: args.batch].to(rt.device)
+    batch = Batch(torch.randperm(len(data.train), generator=gen)[: args.batch].to(rt.device))
 
     def step_time(spec) -> float:
         model = rt.prepare(spec.build()).train()
         opt = make_optimizer(model, recipe)
-        return timed(lambda: train_step(model, opt, data, rt, idx, Augment(), gen), repeats=5, warmup=1)
+        return timed(lambda: train_step(model, opt, data, rt, batch, Augment()), repeats=5, warmup=1)
 
     full = step_time(base)
     ratios = []

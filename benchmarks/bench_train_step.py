@@ -10,7 +10,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import cifar_like, report, timed
+from benchmarks.common import cifar_like, random_batch, report, timed
 from prunestudy.arch import wrn
 from prunestudy.data import Augment
 from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
@@ -57,7 +57,7 @@ def main() -> None:
 
     def ours(aug: Augment):
         def step():
-            train_step(model, opt, data, rt, idx(), aug, gen)
+            train_step(model, opt, data, rt, random_batch(data, args.batch, aug, gen, rt.device), aug)
             if rt.cuda:
                 torch.cuda.synchronize()
 

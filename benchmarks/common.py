@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from prunestudy.catalog import DATASETS
-from prunestudy.data import Dataset, Split
+from prunestudy.data import Augment, Batch, Dataset, Split, draw_batches
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -42,6 +42,12 @@ def cifar_like(n: int = 5000, seed: int = 0, image_size: int = 32) -> Dataset:
         i.mean,
         i.std,
     )
+
+
+def random_batch(data: Dataset, size: int, aug: Augment, gen: torch.Generator, device: torch.device) -> Batch:
+    """A batch of random training indices with its augmentation draws, on ``device``."""
+    (batch,) = draw_batches([torch.randint(0, len(data.train), (size,), generator=gen)], aug, gen, device)
+    return batch
 
 
 def report(title: str, rows: list[tuple[str, float]], ratio: tuple[str, float, str]) -> None:

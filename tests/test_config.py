@@ -56,6 +56,12 @@ def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass
         ({"experiments.long_base": True}, "experiments[0].long_base"),
         ({"experiments.method": "magic"}, "experiments[0].method"),
         ({"data": {"download": "yes"}}, "data.download"),
+        ({"data": {"val_size": 1.5}}, "data.val_size"),  # neither a fraction nor a count
+        ({"data": {"val_size": 0.999}}, "data.val_size"),  # would train on one image
+        ({"data": {"val_size": 5}}, "data.val_size"),  # fewer images than classes
+        ({"data": {"test_size": 1790}}, "data.test_size"),
+        ({"train": {"epochs": 10, "batch_size": 8, "lr": 0.1, "milestones": [4, 4]}}, "train.milestones"),
+        ({"experiments.families": {"width": [1, 1.0]}}, "experiments[0].families.width"),
     ],
 )
 def test_bad_values_name_the_key(change, key):
@@ -67,6 +73,48 @@ def test_bad_values_name_the_key(change, key):
             bad[k] = v
     with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
         validate(bad)
+
+
+def test_splits_take_counts_or_fractions_that_leave_every_class_in_every_split():
+    for val in (0.1, 200, 200.0):
+        validate({**_load("config.yaml"), "data": {"val_size": val}})
+    with pytest.raises(ConfigError, match=r"'data.val_size'.*10 classes.*between 11 and"):
+        validate({**_load("config.yaml"), "data": {"val_size": 0.999}})
+
+
+def test_milestones_are_sorted_before_anything_hashes_them():
+    c = validate({**_load("config.yaml"), "train": {"epochs": 12, "batch_size": 64, "lr": 0.1, "milestones": [10, 6]}})
+    assert c["train"]["milestones"] == [6, 10]
+
+
+def test_nested_command_line_overrides_get_their_yaml_types():
+    from prunestudy.config import apply_overrides
+
+    c = _load("config.yaml")
+    apply_overrides(c, {"train": {"lr": "0.2", "milestones": ["3", "5"]}, "seeds": ["1", "2"], "threads": 2})
+    assert c["train"]["lr"] == 0.2 and c["train"]["milestones"] == [3, 5] and c["train"]["epochs"] == 12
+    assert c["seeds"] == [1, 2] and c["threads"] == 2
+    validate(c)
+
+
+def test_missing_cifar_names_the_folder_and_the_fix(tmp_path):
+    from prunestudy.catalog import FILES, missing_files
+
+    data = {"name": "cifar10", "root": str(tmp_path), "download": False}
+    assert "cifar-10-batches-py/" in missing_files(data) and "data.download: true" in missing_files(data)
+    assert missing_files({**data, "download": True}) is None
+    for f in FILES["cifar10"]:
+        (tmp_path / f).parent.mkdir(exist_ok=True)
+        (tmp_path / f).write_bytes(b"x")
+    assert missing_files(data) is None
+
+
+def test_a_real_run_without_cifar_stops_before_any_job(tmp_path):
+    from tests.workflow_helpers import snakemake
+
+    res = snakemake(tmp_path, ROOT / "config/paper.yaml", check=False, cwd=tmp_path)
+    assert res.returncode != 0 and "cifar-10-batches-py" in res.stderr + res.stdout
+    assert not (tmp_path / "results").exists()
 
 
 def test_duplicate_experiment_names_are_refused():

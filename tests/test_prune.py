@@ -203,10 +203,11 @@ def test_sigkill_mid_chunk_resumes_to_the_same_trajectory(tiny_cfg, tmp_path):
     )
 
 
-def test_chunk_refuses_a_state_from_the_wrong_step(tiny_cfg, tmp_path):
+def test_chunk_refuses_an_input_that_is_not_the_previous_chunk(tiny_cfg, tmp_path):
     cfg, base_model = tiny_cfg
     res = cli(*_chunk_args(cfg, tmp_path, base_model, 1), check=False)
-    assert res.returncode != 0 and "chunk 1 starts at 30" in res.stderr
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    assert f"{base_model}: expected the trajectory state" in res.stderr and "'chunk': 0" in res.stderr
 
 
 def test_parameter_floor_stops_the_trajectory(digits, tmp_path):

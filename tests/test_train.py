@@ -10,7 +10,7 @@ import torch
 
 from prunestudy.arch import wrn
 from prunestudy.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
-from prunestudy.data import Augment
+from prunestudy.data import Augment, Batch
 from prunestudy.train import NonFiniteLossError, Recipe, Runtime, evaluate, fit
 from tests.conftest import ROOT, base_train_args, cli, tiny_spec
 
@@ -112,7 +112,6 @@ def test_metrics_json_is_self_describing(cfg, tmp_path):
         "params",
         "flops",
         "macs",
-        "latency_ms",
         "seed",
         "derived_seeds",
         "recipe",
@@ -123,12 +122,15 @@ def test_metrics_json_is_self_describing(cfg, tmp_path):
         "wall_time_s",
         "throughput_img_s",
         "device",
+        "runtime",
         "versions",
         "config_hash",
         "arm",
     ):
         assert key in m, key
     assert m["arm"] == "base" and m["versions"]["torch"] == torch.__version__
+    rt = m["runtime"]
+    assert (rt["device"], rt["threads"], rt["bf16"], rt["compile"]) == ("cpu", 1, False, False) and rt["name"]
     assert m["params"] == wrn(10, 1, in_channels=1, image_size=8).param_count()
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert json.loads(ckpt["spec"]) == m["spec"]
@@ -171,7 +173,7 @@ def test_train_step_runs_a_methods_hooks_after_backward_and_after_the_step(digit
     before = p.detach().clone()
     idx = torch.arange(16)
     hooks = TrainHooks(after_backward=[after_backward], after_step=[after_step])
-    train_step(model, opt, digits, rt, idx, Augment(), torch.Generator().manual_seed(0), hooks)
+    train_step(model, opt, digits, rt, Batch(idx), Augment(), hooks)
     assert [s[0] for s in seen] == ["backward", "step"] and seen[0][1]
     assert torch.equal(seen[0][2], before)  # after backward, before the update
     # the zeroed gradient reached the step: with weight decay only, the weights shrink by lr * wd

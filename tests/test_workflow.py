@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -142,9 +144,24 @@ def test_changing_a_statistics_option_reruns_only_the_analysis(default_run):
     assert _rules(jobs) == Counter({"compare": len(_experiments(config))})
 
 
-def test_changing_an_unrelated_key_reruns_nothing(default_run):
+def test_changing_how_many_jobs_share_a_gpu_reruns_nothing(default_run):
     work, _ = default_run
-    assert planned_jobs(work, write_config(work / "threads.yaml", threads=2)) == []
+    assert planned_jobs(work, write_config(work / "slots.yaml", **{"gpu.jobs_per_gpu": 3})) == []
+
+
+def test_changing_the_thread_count_reruns_every_training_job(default_run):
+    """Threads shape the arithmetic (results differ between 1 and 2), so they are part of a job's identity."""
+    work, _ = default_run
+    rules = set(_rules(planned_jobs(work, write_config(work / "threads.yaml", threads=2))))
+    trained = {"train_base", "oneshot", "oneshot_masked", "prune_chunk", "scratch", "family", "scaled"}
+    assert trained <= rules and "latency" in rules
+
+
+def test_changing_a_latency_option_remeasures_latency_only_and_what_follows(default_run):
+    work, config = default_run
+    jobs = planned_jobs(work, write_config(work / "latency.yaml", **{"latency.repeats": 3}))
+    n = len(_experiments(config))
+    assert _rules(jobs) == Counter({"latency": n, "collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1})
 
 
 def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_run):
@@ -155,13 +172,13 @@ def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_ru
     per_seed = [(r, wc) for r, wc in jobs if "seed" in wc]
     assert per_seed and all(wc["seed"] == str(new) for _, wc in per_seed)
     assert _rules(jobs)["train_base"] == 4  # WRN, VGG (slimming), ResNet (shared by L1 and magnitude), SSS
-    assert {r for r, wc in jobs if "seed" not in wc} == {"collect", "compare", "figures", "figures_oneshot"}
+    assert {r for r, wc in jobs if "seed" not in wc} == {"latency", "collect", "compare", "figures", "figures_oneshot"}
 
 
 def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(default_run):
     work, _ = default_run
     jobs = planned_jobs(work, write_config(work / "scratch.yaml", **{"scratch_e.epochs": 12}))
-    assert set(_rules(jobs)) == {"scratch", "collect", "compare", "figures", "figures_oneshot"}
+    assert set(_rules(jobs)) == {"scratch", "latency", "collect", "compare", "figures", "figures_oneshot"}
 
 
 def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(default_run):
@@ -171,6 +188,21 @@ def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(de
     assert {"prune_chunk", "trajectory_wrn_fisher", "scratch", "scaled", "collect", "compare"} <= rules
     assert "train_base" not in rules and "family" not in rules and "oneshot" not in rules
     assert {wc["experiment"] for r, wc in jobs if "experiment" in wc} == {"wrn-fisher"}
+
+
+def test_bumping_a_stage_number_reruns_exactly_that_stage_and_what_follows(default_run, tmp_path):
+    """The code-change policy: a copy of the package with the latency stage's number bumped."""
+    import shutil
+
+    work, config = default_run
+    shutil.copytree(ROOT / "src" / "prunestudy", tmp_path / "prunestudy")
+    stages = tmp_path / "prunestudy" / "stages.py"
+    bumped, n_subs = re.subn(r'"latency": (\d+)', lambda m: f'"latency": {int(m.group(1)) + 1}', stages.read_text())
+    assert n_subs == 1
+    stages.write_text(bumped)
+    jobs = planned_jobs(work, config, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    n = len(_experiments(config))
+    assert _rules(jobs) == Counter({"latency": n, "collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1})
 
 
 def test_paper_config_dry_runs_without_cifar(tmp_path):
@@ -222,3 +254,107 @@ def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path)
     assert (runs.loc[runs["arm"] == "base-long", "epochs"] == longest).all() and longest > 2
     claims = pd.read_csv(tmp_path / p.table(experiment="tiny-magnitude", table="claims")).set_index("claim")
     assert claims.loc["blog-long-base", "evidence"].startswith("paired")
+
+
+# --- Corruption: damage one artefact of a finished run at a time; the rerun must stop with a message that
+# names the file (or redo the work), and no table or figure may be written from the broken input.
+
+
+@pytest.fixture
+def damaged_copy(default_run, tmp_path):
+    """A copy of the finished default run: results hard-linked (every write replaces a file, so the original
+    stays intact), Snakemake's metadata copied."""
+    import shutil
+
+    work, config = default_run
+    shutil.copytree(work / "results", tmp_path / "results", copy_function=os.link)
+    shutil.copytree(work / ".snakemake", tmp_path / ".snakemake", ignore=shutil.ignore_patterns("locks", "incomplete"))
+    return tmp_path, shutil.copy2(config, tmp_path / "config.yaml")
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Damage ``path`` through a new file (never through the hard link the original shares)."""
+    tmp = path.with_suffix(".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _outputs(work: Path) -> dict[str, int]:
+    """Every table and figure of every experiment, with its modification time."""
+    r = work / "results/digits"
+    files = [p for kind in ("tables", "figures") for p in r.glob(f"*/{kind}/*") if p.parent.parent.name != "logs"]
+    assert files
+    return {str(p): p.stat().st_mtime_ns for p in files}
+
+
+def _base(work: Path, prefix: str) -> Path:
+    """The plainly trained large network of a model (its folder is the spec id alone, no regulariser)."""
+    (folder,) = [
+        p for p in (work / "results/digits/bases").iterdir() if p.name.startswith(prefix) and p.name.count("-") == 1
+    ]
+    return folder
+
+
+def _damage(case: str, work: Path) -> tuple[Path, tuple[str, ...]]:
+    """Apply one damage; return the damaged file and the extra arguments of the rerun."""
+    from prunestudy.arch import wrn
+    from prunestudy.artifacts import save_checkpoint
+
+    r = work / "results/digits"
+    if case == "metrics copied over another seed's":
+        path = r / P.scratch_metrics(experiment="wrn-fisher", regime="E", target="0.4", seed=1).split("digits/", 1)[1]
+        _replace(path, Path(str(path).replace("seed1", "seed2")).read_bytes())
+    elif case == "trajectory rows deleted":
+        path = r / "wrn-fisher/prune/seed1/trajectory.csv"
+        lines = path.read_text().splitlines(keepends=True)
+        _replace(path, "".join(lines[:10] + lines[12:]).encode())
+    elif case == "base replaced by another network":
+        path = _base(work, "wrn10") / "seed1/model.pt"
+        other = wrn(16, 1, in_channels=1, image_size=8)
+        save_checkpoint(path.with_suffix(".other"), {"spec": other.to_json(), "state": other.build().state_dict()})
+        os.replace(path.with_suffix(".other"), path)
+    elif case == "base of another seed":
+        path = _base(work, "wrn10") / "seed1/model.pt"
+        _replace(path, (path.parent.parent / "seed2/model.pt").read_bytes())
+    elif case == "truncated step checkpoint":
+        step = json.loads((r / "wrn-fisher/arch/seed1/target0.4/metrics.json").read_text())["extra"]["step"]
+        path = r / f"wrn-fisher/prune/seed1/steps/step{step:05d}.pt"
+        _replace(path, path.read_bytes()[:1000])
+        return path, ("--forcerun", "trajectory_wrn_fisher")
+    elif case == "swapped spec":
+        path = r / "vgg-slimming/arch/seed1/target0.4/spec.json"
+        _replace(path, (path.parent.parent / "target0.6/spec.json").read_bytes())
+    elif case == "truncated model":
+        path = _base(work, "resnet14") / "seed2/model.pt"
+        _replace(path, path.read_bytes()[:5000])
+    elif case == "empty metrics":
+        path = r / "wrn-fisher/family/width/1/seed3/metrics.json"
+        _replace(path, b"")
+    else:
+        raise ValueError(case)
+    return path, ()
+
+
+CORRUPTIONS = {  # what the rerun's error must say about the damaged file
+    "metrics copied over another seed's": "expected the run",
+    "trajectory rows deleted": "expected the trajectory",
+    "base replaced by another network": "expected a network of the experiment's model",
+    "base of another seed": "expected the large network of seed 1",
+    "truncated step checkpoint": "not a readable checkpoint",
+    "swapped spec": "expected the content",
+    "truncated model": "not a readable checkpoint",
+    "empty metrics": "the file is empty",
+}
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS)
+def test_a_damaged_or_swapped_artefact_stops_the_rerun_and_writes_no_table(damaged_copy, case):
+    work, config = damaged_copy
+    before = _outputs(work)
+    path, extra = _damage(case, work)
+    res = snakemake(work, config, *extra, check=False)
+    logs = "".join(p.read_text() for p in (work / "results/digits/logs").rglob("*.log"))
+    assert res.returncode != 0, case
+    assert f"{path.relative_to(work)}: {CORRUPTIONS[case]}" in logs or f"{path}: {CORRUPTIONS[case]}" in logs, case
+    after = _outputs(work)
+    assert {k: v for k, v in after.items() if k in before} == {k: before[k] for k in after if k in before}, case

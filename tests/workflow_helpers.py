@@ -52,9 +52,9 @@ def snakemake(
     return res
 
 
-def planned_jobs(workdir: Path, config: Path) -> list[tuple[str, dict[str, str]]]:
+def planned_jobs(workdir: Path, config: Path, **kw) -> list[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of every job a dry run would execute, 'all' excluded."""
-    res = snakemake(workdir, config, "-n")
+    res = snakemake(workdir, config, "-n", **kw)
     out = res.stdout + res.stderr
     jobs = []
     for block in re.split(r"\n(?=rule \w+:|localrule \w+:)", out):

@@ -20,9 +20,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
+REDO = "delete it and rerun snakemake to rebuild it (snakemake --forcerun <rule> if nothing else changed)"
 
-class UnsafeCheckpointError(RuntimeError):
+
+class ArtifactError(RuntimeError):
+    """An input file that is damaged or is not the artefact the job expects; the message names the file."""
+
+
+class UnsafeCheckpointError(ArtifactError):
     """A checkpoint that holds more than tensors and plain data."""
+
+
+def expect(path: str | os.PathLike, what: str, expected: Any, found: Any) -> None:
+    """Stop the job unless ``found == expected``, naming the file, both values and how to redo it."""
+    if found != expected:
+        raise ArtifactError(f"{path}: expected {what} {expected!r}, found {found!r}; {REDO}")
 
 
 @contextmanager
@@ -56,7 +68,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON at ``path``; an empty, truncated or invalid file is an :class:`ArtifactError` naming it."""
+    text = Path(path).read_text()
+    if not text.strip():
+        raise ArtifactError(f"{path}: the file is empty; {REDO}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err}); {REDO}") from err
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -81,16 +100,25 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """A checkpoint's payload. Empty, truncated or foreign files are an :class:`ArtifactError` naming the file."""
     import pickle
 
     import torch
 
+    if Path(path).stat().st_size == 0:
+        raise ArtifactError(f"{path}: the checkpoint is empty; {REDO}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain data ({err})"
         ) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{path}: not a readable checkpoint, probably truncated ({first}); {REDO}") from err
+    if not isinstance(payload, dict):
+        raise ArtifactError(f"{path}: holds a {type(payload).__name__}, not a prunestudy checkpoint; {REDO}")
+    return payload
 
 
 def load_resume(path: str | os.PathLike, key: str, map_location: Any = "cpu") -> dict | None:

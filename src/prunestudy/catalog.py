@@ -13,16 +13,52 @@ class DatasetInfo:
     pixel_max: float
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    size: int  # images the splits are carved from (digits: all; CIFAR: the official training set)
+    smallest_class: int  # images of the rarest class among them
+
+
+# what torchvision's CIFAR loaders read, under data.root
+FILES: dict[str, tuple[str, ...]] = {
+    "cifar10": tuple(
+        f"cifar-10-batches-py/{f}" for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+    ),
+    "cifar100": ("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
+}
+
+
+def missing_files(data: dict) -> str | None:
+    """What is missing of the configured dataset under ``data.root`` (None when complete or downloadable)."""
+    from pathlib import Path
+
+    wanted = FILES.get(data["name"], ())
+    missing = [f for f in wanted if not (Path(data["root"]) / f).is_file()]
+    if not missing or data["download"]:
+        return None
+    folder = Path(data["root"]) / missing[0].split("/")[0]
+    return (
+        f"{data['name']} is missing {len(missing)} of its {len(wanted)} files under data.root={data['root']!r} "
+        f"(first: {missing[0]}). Put the python version of the dataset in {folder}/ (as torchvision extracts "
+        "it), or set data.download: true to let torchvision fetch it."
+    )
+
+
+def held_out(n: int, size: float) -> int:
+    """How many of ``n`` images a split of ``size`` takes: a fraction in (0, 1) or a whole count."""
+    if 0 < size < 1:
+        return round(size * n)
+    if size >= 1 and float(size).is_integer():
+        return int(size)
+    raise ValueError(f"{size} is neither a fraction in (0, 1) nor a whole count")
 
 
 DATASETS: dict[str, DatasetInfo] = {
     # digits: pixel values 0..16; mean/std measured on the whole set
-    "digits": DatasetInfo(10, 1, 8, 16, (0.30,), (0.38,)),
+    "digits": DatasetInfo(10, 1, 8, 16, (0.30,), (0.38,), 1797, 174),
     # CIFAR: Crowley et al.'s recipe A statistics, one pipeline everywhere (STUDY.md section 6.8)
     "cifar10": DatasetInfo(
-        10, 3, 32, 255, (125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)
+        10, 3, 32, 255, (125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255), 50000, 5000
     ),
     "cifar100": DatasetInfo(
-        100, 3, 32, 255, (129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255)
+        100, 3, 32, 255, (129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255), 50000, 500
     ),
 }

@@ -41,9 +41,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", required=True, help="the experiment's name (recorded in every artefact)")
     p.add_argument("--data", type=_json, required=True, help="the data config slice (JSON)")
     p.add_argument("--model", type=_json, required=True, help="the experiment's model options (JSON)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1)
+    _runtime_args(p)
     p.add_argument("--seed", type=int, required=True)
+
+
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1, help="torch threads (config key threads)")
+    p.add_argument("--jobs-per-gpu", type=int, default=1, help="jobs that share one GPU (config gpu.jobs_per_gpu)")
+    p.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="config gpu.compile")
 
 
 def _load_data(data_cfg: dict, rt):
@@ -72,23 +78,32 @@ def _base_spec(args):
 
 
 def _finish(
-    args, out: Path, spec, model, result, rt, *, recipe: dict, extra: dict, slices: dict, seeds: dict, mask=None
+    args,
+    out: Path,
+    spec,
+    model,
+    result,
+    rt,
+    *,
+    slot: str | None,
+    recipe: dict,
+    extra: dict,
+    slices: dict,
+    seeds: dict,
+    inputs: dict,
+    mask=None,
 ):
-    """What every trained network leaves: its latency, ``model.pt`` and ``metrics.json``."""
+    """What every trained network leaves: ``model.pt`` and ``metrics.json``, each saying which run it is."""
     from prunestudy.artifacts import save_checkpoint
-    from prunestudy.records import RunRecord
-    from prunestudy.train import measure_latency
+    from prunestudy.records import RunRecord, identity, outputs_beside
 
-    lat = args.latency
-    latency = measure_latency(model, spec, rt, lat["batch_size"], lat["repeats"], lat["warmup"])
-    save_checkpoint(out / "model.pt", {"spec": spec.to_json(), "state": model.state_dict()})
+    ident = identity(args.experiment, args.arm, args.seed, slot)
+    save_checkpoint(out / "model.pt", {"spec": spec.to_json(), "state": model.state_dict(), "identity": ident})
     RunRecord.for_spec(
         spec,
         mask,
         experiment=args.experiment,
         arm=args.arm,
-        latency_ms=latency,
-        latency_batch=lat["batch_size"],
         seed=args.seed,
         derived_seeds=seeds,
         recipe=recipe,
@@ -99,6 +114,10 @@ def _finish(
         wall_time_s=result.wall_time_s,
         throughput_img_s=result.images_per_s,
         device=str(rt.device),
+        identity=ident,
+        outputs=outputs_beside(out / "metrics.json"),
+        inputs=inputs,
+        runtime=rt.describe(),
         config_hash=config_hash(slices),
         extra={**extra, "history": result.history},
     ).write(out / "metrics.json")
@@ -128,7 +147,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from prunestudy.paths import train_resume
     from prunestudy.train import Recipe, Runtime, derive_seed, fit
 
-    rt = Runtime.pick(args.device)
+    rt = Runtime.pick(args.device, args.jobs_per_gpu, args.compile, fixed_shape=True)
+    source = args.mask or args.arch
+    inputs = _check_source(source, args.source_record, args.source_expect) if source else {}
     mask = None
     if args.mask:
         arch, mask = masks.load(args.mask)
@@ -159,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     data = _load_data(args.data, rt)
     run_seed = derive_seed(args.seed, args.arm, p.spec.spec_id)
-    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "latency"))
+    slices = _slices(args, ("data", "model", "recipe", "scratch_e", "scratch_b", "threads", "compile"))
     if args.regulariser:
         slices["regulariser"] = args.regulariser
     identity = {**slices, "arm": args.arm, "seed": args.seed, "spec": p.spec.to_dict()}
@@ -187,12 +208,25 @@ def cmd_train(args: argparse.Namespace) -> None:
         result,
         rt,
         recipe=p.recipe.to_dict(),
+        slot=args.member_of,
         extra={**p.extra, "member_of": args.member_of, "regulariser": args.regulariser or None},
         slices=slices,
         seeds={"run": run_seed, "init": derive_seed(run_seed, "init")},
+        inputs=inputs,
         mask=mask,
     )
     resume.unlink(missing_ok=True)
+
+
+def _check_source(path: str, record: str | None, expected: dict | None) -> dict:
+    """The spec or mask a run retrains is the file the pruning job recorded for the expected run."""
+    from prunestudy.artifacts import file_digest
+    from prunestudy.records import check_output
+
+    if record is None or expected is None:
+        raise ValueError(f"{path} comes without --source-record and --source-expect, so it cannot be checked")
+    check_output(path, record, expected)
+    return {"source": file_digest(path)}
 
 
 def _longest_scratch_b(args, base, recipe) -> int:
@@ -214,7 +248,6 @@ def _longest_scratch_b(args, base, recipe) -> int:
 def cmd_oneshot(args: argparse.Namespace) -> None:
     """Prune the large network once to the target, fine-tune it: the pruned-and-tuned arm."""
     from prunestudy import masks
-    from prunestudy.arch import spec_from_json
     from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
     from prunestudy.config import base_spec
     from prunestudy.methods import method
@@ -222,18 +255,12 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     from prunestudy.paths import train_resume
     from prunestudy.train import Recipe, Runtime, derive_seed, fit
 
-    rt = Runtime.pick(args.device)
+    rt = Runtime.pick(args.device, args.jobs_per_gpu, args.compile, fixed_shape=True)
     m = method(args.method)
     params = m.params(**args.prune)
     target = _target(args.target)
     ckpt = load_checkpoint(args.base_model)
-    base = spec_from_json(ckpt["spec"])
-    expected = base_spec(m.base_options(args.model), args.data)
-    if base.spec_id != expected.spec_id:
-        raise ValueError(
-            f"{args.base_model} holds {base.spec_id}, but the experiment's model is {expected.spec_id}; "
-            "delete it and rerun to retrain the base network"
-        )
+    base = _check_base(args.base_model, ckpt, base_spec(m.base_options(args.model), args.data), args.seed)
     pruned = prune_once(ckpt["state"], base, m, target, params)
     logging.info(
         "%s to %s: %s, %d -> %d params, %d -> %d FLOPs; %s",
@@ -249,7 +276,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     out = Path(args.out)
     recipe = Recipe.from_dict(args.finetune)
     run_seed = derive_seed(args.seed, "finetune", args.experiment, args.target)
-    slices = _slices(args, ("data", "model", "prune", "finetune", "latency"))
+    slices = _slices(args, ("data", "model", "prune", "finetune", "threads", "compile"))
     # the base's content, not only its spec: a retrained base must never continue a stale fine-tuning
     identity = {
         **slices,
@@ -290,11 +317,26 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
             "base_params": base.param_count(),
             "base_flops": base.flops(),
         },
+        slot=args.target,
         slices=slices,
         seeds={"finetune": run_seed},
+        inputs={"base": identity["base"]},
         mask=pruned.mask,
     )
     resume.unlink(missing_ok=True)
+
+
+def _check_base(path: str, ckpt: dict, expected, seed: int):
+    """The large network a job prunes: the configured model, of the job's seed, with weights that fit it."""
+    from prunestudy.arch import spec_from_json
+    from prunestudy.artifacts import expect
+    from prunestudy.surgery import check_state
+
+    base = spec_from_json(ckpt["spec"])
+    expect(path, "a network of the experiment's model", expected.spec_id, base.spec_id)
+    expect(path, "the large network of seed", seed, ckpt.get("identity", {}).get("seed"))
+    check_state(base, ckpt["state"], path)
+    return base
 
 
 def _target(text: str) -> float | str:
@@ -320,11 +362,12 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
     from prunestudy.train import Runtime
     from prunestudy.trajectory import ROW_FIELDS, PruneState, run_chunk
 
-    rt = Runtime.pick(args.device)
+    rt = Runtime.pick(args.device, args.jobs_per_gpu)
     cfg = FisherParams(**args.prune)
     start, end = cfg.chunk_range(args.chunk)
     work = Path(args.out_state).parent
     state = PruneState.load(args.input)
+    _check_chunk_input(args, state)
     if state.step != start and not state.stopped:
         raise SystemExit(
             f"prunestudy: {args.input} ends at step {state.step}, but chunk {args.chunk} starts at {start}"
@@ -349,7 +392,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             resume_path=resume,
             resume_key=config_hash(
                 {
-                    **_slices(args, ("data", "model", "prune")),
+                    **_slices(args, ("data", "model", "prune", "threads")),
                     "experiment": args.experiment,
                     "seed": args.seed,
                     "chunk": args.chunk,
@@ -359,8 +402,21 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             ),
         )
     _write_csv(state.rows, args.out_rows, ROW_FIELDS)
+    state.identity = {"experiment": args.experiment, "seed": args.seed, "chunk": args.chunk}
     state.save(args.out_state)
     resume.unlink(missing_ok=True)
+
+
+def _check_chunk_input(args, state) -> None:
+    """Chunk 0 starts from the large network of its seed; chunk c from chunk c-1 of the same trajectory."""
+    from prunestudy.artifacts import expect
+
+    if args.chunk == 0:
+        expect(args.input, "a network of the experiment's model", _base_spec(args).spec_id, state.spec.spec_id)
+        expect(args.input, "the large network of seed", args.seed, state.identity.get("seed"))
+    else:
+        wanted = {"experiment": args.experiment, "seed": args.seed, "chunk": args.chunk - 1}
+        expect(args.input, "the trajectory state", wanted, state.identity)
 
 
 def cmd_trajectory(args: argparse.Namespace) -> None:
@@ -368,14 +424,13 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from prunestudy.artifacts import atomic_write_text
-    from prunestudy.train import Runtime
+    from prunestudy.trajectory import check_steps
 
     frames = [pd.read_csv(p) for p in args.chunks]
     df = pd.concat([f for f in frames if len(f)], ignore_index=True)
     if df.empty:
         raise SystemExit("prunestudy: the trajectory has no steps")
-    if not (df["step"].diff().dropna() == 1).all() or df["step"].iloc[0] != 1:
-        raise SystemExit("prunestudy: chunk tables do not form one contiguous trajectory starting at step 1")
+    check_steps(df, " + ".join(args.chunks))
     atomic_write_text(args.out, df.to_csv(index=False))
     logging.info(
         "trajectory of %d steps, ending at %d params (%.1f%% of base)",
@@ -385,21 +440,18 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
     )
     if len(args.budgets) != len(args.arch_dirs):
         raise ValueError(f"{len(args.budgets)} budgets for {len(args.arch_dirs)} output folders")
-    rt = Runtime.pick(args.device)
     for budget, out in zip(args.budgets, args.arch_dirs, strict=True):
-        _extract(args, rt, df, budget, Path(out))
+        _extract(args, df, budget, Path(out))
 
 
-def _extract(args, rt, df, budget: float, out: Path) -> None:
+def _extract(args, df, budget: float, out: Path) -> None:
     """The first trajectory step at or below ``budget`` x base params: its spec and its errors."""
     from prunestudy.arch import spec_from_json
     from prunestudy.arms import PRUNED
-    from prunestudy.artifacts import atomic_write_text, load_checkpoint
+    from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
     from prunestudy.budgets import first_step_at_or_below
     from prunestudy.paths import steps_dir
-    from prunestudy.records import RunRecord
-    from prunestudy.surgery import materialise
-    from prunestudy.train import measure_latency
+    from prunestudy.records import RunRecord, identity, outputs_beside
 
     base = _base_spec(args)
     i = first_step_at_or_below(df["params"].tolist(), budget * base.param_count())
@@ -411,17 +463,15 @@ def _extract(args, rt, df, budget: float, out: Path) -> None:
             f"prunestudy: checkpoint {row['checkpoint']} holds {spec.spec_id}, the table says "
             f"{row['spec_id']}; rerun the pruning chunks"
         )
-    model = rt.prepare(materialise(spec, ckpt["state"], rt.device))
-    lat = args.latency
-    latency = measure_latency(model, spec, rt, lat["batch_size"], lat["repeats"], lat["warmup"])
     atomic_write_text(out / "spec.json", spec.to_json() + "\n")
     RunRecord.for_spec(
         spec,
         experiment=args.experiment,
         arm=PRUNED,
-        latency_ms=latency,
-        latency_batch=lat["batch_size"],
         seed=args.seed,
+        identity=identity(args.experiment, PRUNED, args.seed, target_label(budget)),
+        outputs=outputs_beside(out / "metrics.json"),
+        inputs={"trajectory": file_digest(args.out)},
         derived_seeds={"prune": args.seed},
         recipe=args.prune,
         epochs=0,
@@ -430,8 +480,9 @@ def _extract(args, rt, df, budget: float, out: Path) -> None:
         test_error=float(row["test_error"]),
         wall_time_s=float(row["elapsed_s"]),
         throughput_img_s=0.0,
-        device=str(rt.device),
-        config_hash=config_hash({**_slices(args, ("data", "model", "prune", "latency")), "budget": budget}),
+        device="trajectory",
+        runtime={},
+        config_hash=config_hash({**_slices(args, ("data", "model", "prune")), "budget": budget}),
         extra={"budget": budget, "step": int(row["step"]), "member_of": target_label(budget)},
     ).write(out / "metrics.json")
     logging.info(
@@ -444,11 +495,27 @@ def _extract(args, rt, df, budget: float, out: Path) -> None:
     )
 
 
+def cmd_latency(args: argparse.Namespace) -> None:
+    """Time every distinct network of an experiment, alone on the device (all its GPU slots held)."""
+    from prunestudy.artifacts import atomic_write_text
+    from prunestudy.latency import latency_table
+    from prunestudy.train import Runtime
+
+    rt = Runtime.pick(args.device, args.jobs_per_gpu, alone=True)
+    df = latency_table(args.metrics, rt, args.latency)
+    atomic_write_text(args.out, df.to_csv(index=False))
+    logging.info("latency of %d networks on %s", len(df), rt.describe().get("name", rt.device))
+
+
 def cmd_collect(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from prunestudy.artifacts import atomic_write_text
     from prunestudy.collect import runs_table
 
-    df = runs_table(args.metrics, args.experiment)
+    if len(args.expect) != len(args.metrics):
+        raise ValueError(f"{len(args.metrics)} metrics files for {len(args.expect)} expected runs")
+    df = runs_table(args.metrics, args.experiment, pd.read_csv(args.latency), args.expect)
     atomic_write_text(args.out, df.to_csv(index=False))
     logging.info("collected %d runs: %s", len(df), df["arm"].value_counts().to_dict())
 
@@ -490,10 +557,14 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     runs = pd.read_csv(args.runs)
     out = Path(args.out_dir)
+    pruned = runs[runs["arm"] == PRUNED]
+    if len(args.seeds) != len(args.trajectories):
+        raise ValueError(f"{len(args.trajectories)} trajectories for {len(args.seeds)} seeds")
+    pairs = zip(args.seeds, args.trajectories, strict=True)
+    trajectories = {s: _read_trajectory(p, pruned[pruned["seed"] == s]) for s, p in pairs}  # checked before any write
     for x in ("params", "flops", "latency_ms"):
         figures.save(figures.error_vs(runs, x), out / f"error_vs_{x.removesuffix('_ms')}")
     figures.save(figures.budget_arms(runs), out / "budget_arms")
-    pruned = runs[runs["arm"] == PRUNED]
     specs = pd.DataFrame(
         {
             "seed": pruned["seed"],
@@ -503,13 +574,28 @@ def cmd_figures(args: argparse.Namespace) -> None:
     )
     figures.save(figures.channel_profile(specs), out / "channel_profile")
     figures.save(figures.consistency(specs), out / "consistency")
-    if not args.trajectories:
-        return
-    base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
-    if len(args.seeds) != len(args.trajectories):
-        raise ValueError(f"{len(args.trajectories)} trajectories for {len(args.seeds)} seeds")
-    trajectories = {s: pd.read_csv(p) for s, p in zip(args.seeds, args.trajectories, strict=True)}
-    figures.save(figures.trajectory_heatmap(trajectories, list(base)), out / "trajectory_heatmap")
+    if trajectories:
+        base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
+        figures.save(figures.trajectory_heatmap(trajectories, list(base)), out / "trajectory_heatmap")
+
+
+def _read_trajectory(path: str, pruned):
+    """A trajectory, refused unless it is the one every network sampled from it was extracted from."""
+    import pandas as pd
+
+    from prunestudy.artifacts import expect, file_digest, read_json
+    from prunestudy.trajectory import check_steps
+
+    for record in pruned["path"]:
+        expect(
+            path,
+            f"the trajectory {record} was sampled from (hash)",
+            read_json(record)["inputs"]["trajectory"],
+            file_digest(path),
+        )
+    df = pd.read_csv(path)
+    check_steps(df, path)
+    return df
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,7 +606,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--arm", required=True, choices=TRAINED)
     p.add_argument("--recipe", type=_json, required=True)
-    p.add_argument("--latency", type=_json, required=True)
     p.add_argument("--scratch-e", type=_json, default={"epochs": None})
     p.add_argument("--scratch-b", type=_json, default={"max_factor": 2})
     p.add_argument("--arch", help="spec JSON of the sampled architecture (scratch arms, scaled source)")
@@ -533,7 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="base-long: the pruned specs or masks whose longest Scratch-B budget it trains for",
     )
     p.add_argument("--member", type=float, help="k' (width), Z (bottleneck) or target param fraction (scaled)")
-    p.add_argument("--member-of", default=None, help="label recorded in extra, e.g. the budget an arch came from")
+    p.add_argument("--member-of", default=None, help="the run's slot: the target an arch came from, or the member")
+    p.add_argument("--source-record", help="the metrics.json written beside --arch or --mask (checked against it)")
+    p.add_argument("--source-expect", type=_json, help="the run --arch or --mask must come from (JSON identity)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_train)
 
@@ -543,7 +630,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", type=_json, required=True, help="the method's settings (JSON)")
     p.add_argument("--target", required=True)
     p.add_argument("--finetune", type=_json, required=True, help="the fine-tuning recipe (JSON)")
-    p.add_argument("--latency", type=_json, required=True)
     p.add_argument("--base-model", required=True)
     p.add_argument("--arm", default=PRUNED, choices=TUNED, help="pruned-long: the base is the long-trained one")
     p.add_argument("--out", required=True)
@@ -563,13 +649,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chunks", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--prune", type=_json, required=True)
-    p.add_argument("--latency", type=_json, required=True)
     p.add_argument("--budgets", nargs="+", type=float, default=[], help="fractions of base params to sample at")
     p.add_argument("--arch-dirs", nargs="+", default=[], help="where each budget's spec and metrics go, in order")
     p.set_defaults(func=cmd_trajectory)
 
+    p = sub.add_parser("latency", help="time every distinct network of an experiment, alone on the device")
+    p.add_argument("metrics", nargs="+")
+    p.add_argument("--latency", type=_json, required=True, help="the latency config slice (JSON)")
+    _runtime_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_latency)
+
     p = sub.add_parser("collect", help="one runs table from every metrics.json")
     p.add_argument("metrics", nargs="+")
+    p.add_argument("--latency", required=True, help="the experiment's latency.csv")
+    p.add_argument("--expect", type=_json, required=True, help="the identity of each metrics file, in order (JSON)")
     p.add_argument("--experiment", required=True, help="the experiment the table is of (shared bases included)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_collect)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from prunestudy.arms import TARGETED
 from prunestudy.artifacts import read_json
+from prunestudy.records import check_record
 
 # copied verbatim from each metrics.json
 COPIED = (
@@ -16,7 +17,6 @@ COPIED = (
     "params",
     "flops",
     "macs",
-    "latency_ms",
     "val_error",
     "test_error",
     "final_train_loss",
@@ -26,7 +26,7 @@ COPIED = (
     "device",
     "config_hash",
 )
-COLUMNS = ("experiment", "arm", "seed", "budget", "member", *COPIED, "git_commit", "path")
+COLUMNS = ("experiment", "arm", "seed", "budget", "member", *COPIED, "latency_ms", "git_commit", "path")
 
 
 def _target(label: str) -> float | str:
@@ -53,7 +53,23 @@ def run_row(path: str | Path, experiment: str) -> dict:
     }
 
 
-def runs_table(paths: Iterable[str | Path], experiment: str) -> pd.DataFrame:
-    """One row per network of ``experiment``: its own and the shared large networks it prunes."""
-    df = pd.DataFrame([run_row(p, experiment) for p in paths], columns=list(COLUMNS))
+def runs_table(
+    paths: Iterable[str | Path], experiment: str, latency: pd.DataFrame, expected: list[dict]
+) -> pd.DataFrame:
+    """One row per network of ``experiment``: its own and the shared large networks it prunes, with the
+    latency measured for its spec (``latency``: spec_id -> latency_ms, see :mod:`prunestudy.latency`).
+
+    ``expected`` is the identity of each file, from the config: a file that is not the run its slot
+    expects (copied over another seed's, say) stops the table, so no run is counted twice or missed."""
+    keys = [tuple(sorted(e.items())) for e in expected]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the expected runs repeat one; each run has one slot")
+    paths = list(paths)
+    for path, ident in zip(paths, expected, strict=True):
+        check_record(path, ident)
+    df = pd.DataFrame([run_row(p, experiment) for p in paths], columns=[c for c in COLUMNS if c != "latency_ms"])
+    missing = sorted(set(df["spec_id"]) - set(latency["spec_id"]))
+    if missing:
+        raise ValueError(f"no latency was measured for {missing}; rerun the experiment's latency job")
+    df = df.merge(latency[["spec_id", "latency_ms"]], on="spec_id", how="left")[list(COLUMNS)]
     return df.sort_values(["arm", "budget", "member", "seed"], na_position="first").reset_index(drop=True)

@@ -18,7 +18,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from prunestudy.arch import ArchSpec, build_spec
-from prunestudy.catalog import DATASETS
+from prunestudy.catalog import DATASETS, held_out
 from prunestudy.methods import method
 from prunestudy.paths import target_label
 
@@ -51,6 +51,31 @@ def _with_defaults(cls):
 
 
 _Filling = _with_defaults(Draft202012Validator)
+
+
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Give ``--config`` overrides their YAML types in ``config``, in place.
+
+    Snakemake parses a top-level ``--config key=value`` as a number or a boolean, but every value inside
+    ``key={...}`` or ``key=[...]`` as text (``train={lr: 0.2}`` gave ``'0.2'``). Each text value of an
+    override is read again as YAML, so nested overrides mean what they say.
+    """
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
+
+    def merge(into: dict[str, Any], changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = typed(value)
+
+    merge(config, overrides)
 
 
 def _key(path) -> str:
@@ -93,11 +118,39 @@ def _check_unique(values: list[float | str], key: str) -> None:
         raise ConfigError(f"config key '{key}': values {dup} repeat once written as they are in result paths")
 
 
-def _check_semantics(c: dict[str, Any]) -> None:
-    r = c["train"]
+def _check_milestones(r: dict[str, Any], key: str) -> None:
+    """Milestones are a set of epochs: sorted here (before any hash), refused when repeated or too late."""
+    if len(set(r["milestones"])) != len(r["milestones"]):
+        raise ConfigError(f"config key '{key}.milestones': {r['milestones']} repeats an epoch")
+    r["milestones"] = sorted(r["milestones"])
     late = [m for m in r["milestones"] if m >= r["epochs"]]
     if r["schedule"] == "multistep" and late:
-        raise ConfigError(f"config key 'train.milestones': {late} not below train.epochs={r['epochs']}")
+        raise ConfigError(f"config key '{key}.milestones': {late} not below {key}.epochs={r['epochs']}")
+
+
+def _check_splits(data: dict[str, Any]) -> None:
+    """Every split keeps at least one image of every class (the stratified split floors each class's quota)."""
+    info = DATASETS[data["name"]]
+    n, rarest = info.size, info.smallest_class
+    keys = (["test_size"] if data["name"] == "digits" else []) + ["val_size"]
+    for key in keys:
+        try:
+            out = held_out(n, data[key])
+        except ValueError as err:
+            raise ConfigError(f"config key 'data.{key}': {err}") from err
+        quota = rarest * out // n  # the rarest class's share of the split, rounded down
+        if quota < 1 or rarest - quota - 1 < 1:
+            raise ConfigError(
+                f"config key 'data.{key}': {data[key]} takes {out} of the {n} images of {data['name']}; every "
+                f"split needs an image of each of its {info.num_classes} classes (the rarest has {rarest}), "
+                f"so take between {-(-n // rarest)} and {n - 2 * n // rarest} images"
+            )
+        n, rarest = n - out, rarest - quota - 1
+
+
+def _check_semantics(c: dict[str, Any]) -> None:
+    _check_splits(c["data"])
+    _check_milestones(c["train"], "train")
     names = [e["name"] for e in c["experiments"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"config key 'experiments': names must be unique, got {names}")
@@ -154,10 +207,7 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
             f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
             f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != 'oneshot' else ', per target'})"
         )
-    r = e["finetune"]
-    late = [x for x in r["milestones"] if x >= r["epochs"]]
-    if r["schedule"] == "multistep" and late:
-        raise ConfigError(f"config key '{at}.finetune.milestones': {late} not below finetune.epochs={r['epochs']}")
+    _check_milestones(e["finetune"], f"{at}.finetune")
     _check_families(e, at, c)
 
 

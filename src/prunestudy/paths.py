@@ -103,6 +103,10 @@ class StudyPaths:
     def runs(self, experiment: str = "{experiment}") -> str:
         return f"{self._exp(experiment)}/runs.csv"
 
+    def latency(self, experiment: str = "{experiment}") -> str:
+        """Latency of every distinct network of the experiment, measured by one job alone on its device."""
+        return f"{self._exp(experiment)}/latency.csv"
+
     def table(self, experiment: str = "{experiment}", table: str = "{table}", ext: str = "csv") -> str:
         return f"{self._exp(experiment)}/tables/{table}.{ext}"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from prunestudy.arch import ArchSpec
 from prunestudy.arms import ARMS
-from prunestudy.artifacts import versions, write_json
+from prunestudy.artifacts import expect, file_digest, read_json, versions, write_json
 
 
 @dataclass
@@ -23,8 +23,6 @@ class RunRecord:
     params: int
     flops: int
     macs: int
-    latency_ms: float
-    latency_batch: int
     seed: int
     derived_seeds: dict[str, int]
     recipe: dict
@@ -35,6 +33,10 @@ class RunRecord:
     wall_time_s: float
     throughput_img_s: float
     device: str
+    identity: dict[str, Any]  # the slot this run fills: experiment, arm, seed, slot (target or member label)
+    outputs: dict[str, str]  # content hash of each file the job wrote beside this record
+    inputs: dict[str, str]  # content hash of each input artefact it was made from, by role
+    runtime: dict[str, Any]  # what shaped the arithmetic: device name, driver, CUDA/cuDNN, threads, bf16, compile
     config_hash: str
     versions: dict[str, str] = field(default_factory=versions)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -58,3 +60,34 @@ class RunRecord:
 
     def write(self, path: str | os.PathLike) -> None:
         write_json(path, asdict(self))
+
+
+def identity(experiment: str, arm: str, seed: int, slot: str | None) -> dict[str, Any]:
+    """What a run is: the key that the workflow's expected-runs list and every consumer check."""
+    return {"experiment": experiment, "arm": arm, "seed": seed, "slot": slot}
+
+
+def outputs_beside(
+    record_path: str | os.PathLike, names: tuple[str, ...] = ("model.pt", "spec.json", "mask.pt")
+) -> dict:
+    """Content hashes of the artefacts a job wrote next to its metrics.json (those that exist)."""
+    from pathlib import Path
+
+    folder = Path(record_path).parent
+    return {n: file_digest(folder / n) for n in names if (folder / n).exists()}
+
+
+def check_record(path: str | os.PathLike, expected: dict[str, Any]) -> dict:
+    """The metrics.json at ``path``, refused unless it is the run ``expected`` names."""
+    record = read_json(path)
+    expect(path, "the run", expected, record.get("identity"))
+    return record
+
+
+def check_output(path: str | os.PathLike, record_path: str | os.PathLike, expected: dict[str, Any]) -> None:
+    """``path`` is the file its producer recorded in ``record_path`` (the metrics.json beside it), for ``expected``."""
+    from pathlib import Path
+
+    record = check_record(record_path, expected)
+    recorded = record.get("outputs", {}).get(Path(path).name)
+    expect(path, f"the content {record_path} recorded (hash)", recorded, file_digest(path))

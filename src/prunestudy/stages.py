@@ -11,5 +11,6 @@ LOGIC_VERSIONS: dict[str, int] = {
     "train": 2,  # train_base, scratch, family, scaled
     "prune": 2,  # prune_chunk, trajectory
     "extract": 1,  # extract_arch
+    "latency": 1,  # latency (one job per experiment, alone on its device)
     "analysis": 1,  # collect, compare, figures
 }

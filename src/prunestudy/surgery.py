@@ -93,6 +93,21 @@ def load_momentum(model: nn.Module, opt: SGD, buffers: Mapping[str, torch.Tensor
             opt.buffers[p] = buffers[n].to(p.device).clone()
 
 
+def check_state(spec: ArchSpec, state: Mapping[str, torch.Tensor], source: object) -> None:
+    """Refuse weights that do not fit ``spec`` (missing, extra or misshapen tensors), naming ``source``."""
+    from prunestudy.artifacts import REDO, ArtifactError
+
+    with torch.device("meta"):
+        wanted = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"{k} missing" for k in wanted if k not in found]
+    problems += [f"{k} unexpected" for k in found if k not in wanted]
+    problems += [f"{k} is {found[k]}, not {wanted[k]}" for k in wanted if k in found and found[k] != wanted[k]]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ArtifactError(f"{source}: the weights do not fit {spec.spec_id}: {problems[0]}{more}; {REDO}")
+
+
 def materialise(spec: ArchSpec, state: Mapping[str, torch.Tensor], device: torch.device | str = "cpu") -> nn.Module:
     """Build ``spec`` without a costly random init and load ``state`` into it."""
     with torch.device("meta"):

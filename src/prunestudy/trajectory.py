@@ -16,13 +16,17 @@ import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 from prunestudy.arch import ArchSpec, spec_from_json
-from prunestudy.artifacts import load_checkpoint, load_resume, save_checkpoint
-from prunestudy.data import Augment, Dataset
+from prunestudy.artifacts import ArtifactError, load_checkpoint, load_resume, save_checkpoint
+from prunestudy.data import Augment, Dataset, draw_batches
 from prunestudy.methods.fisher import Fisher, FisherParams
 from prunestudy.paths import step_checkpoint
 from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channels
@@ -60,6 +64,7 @@ class PruneState:
     elapsed_s: float = 0.0
     rows: list[dict] = field(default_factory=list)
     resume_key: str = ""
+    identity: dict = field(default_factory=dict)  # whose trajectory: experiment, seed, chunk (or the base's)
 
     def payload(self, with_weights: bool = True) -> dict:
         """Plain data for :func:`save_checkpoint` (no deep copy of the tensors, unlike ``asdict``)."""
@@ -77,9 +82,21 @@ class PruneState:
     @classmethod
     def from_payload(cls, d: dict) -> PruneState:
         if "weights" not in d:  # a trained base model: start a fresh trajectory
-            return cls(spec_from_json(d["spec"]), d["state"], {})
+            return cls(spec_from_json(d["spec"]), d["state"], {}, identity=d.get("identity", {}))
         d["spec"] = spec_from_json(d["spec"])
         return cls(**d)
+
+
+def check_steps(df: pd.DataFrame, source: object) -> None:
+    """A trajectory table is steps 1..n, each once: a gap or a repeat means a damaged or spliced file."""
+    from prunestudy.artifacts import REDO
+
+    steps = df["step"].tolist()
+    if steps != list(range(1, len(steps) + 1)):
+        bad = next((i + 1 for i, s in enumerate(steps) if s != i + 1), len(steps) + 1)
+        raise ArtifactError(
+            f"{source}: trajectory steps are not 1..{len(steps)} (step {bad} is missing or repeated); {REDO}"
+        )
 
 
 def _step_batches(n: int, every: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -93,7 +110,11 @@ def _load_resume(path: Path, key: str, steps_dir: Path) -> PruneState | None:
     if not resumed:
         return None
     ckpt_path = steps_dir / resumed.pop("checkpoint")
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else {}
+    try:
+        ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else {}
+    except ArtifactError as err:  # e.g. truncated by a full disk: redo the chunk rather than stop
+        log.warning("ignoring %s: %s", path, err)
+        return None
     if ckpt.get("step") != resumed["step"] or ckpt.get("spec") != resumed["spec"]:
         log.warning("ignoring %s: its step checkpoint no longer matches it", path)
         return None
@@ -118,8 +139,8 @@ def prune_step(
     capture = Fisher.watch(model, state.spec)
     gen = torch.Generator().manual_seed(derive_seed(seed, "prune", state.step))
     loss_sum = torch.zeros((), device=rt.device)
-    for idx in _step_batches(len(data.train), cfg.every, cfg.batch_size, gen):
-        loss_sum += train_step(model, opt, data, rt, idx.to(rt.device), aug, gen, capture.hooks)
+    for batch in draw_batches(_step_batches(len(data.train), cfg.every, cfg.batch_size, gen), aug, gen, rt.device):
+        loss_sum += train_step(model, opt, data, rt, batch, aug, capture.hooks)
     capture.close()
     train_loss = loss_sum.item() / cfg.every
     check_finite(train_loss, f"while fine-tuning before prune {state.step + 1}")

@@ -1,6 +1,31 @@
-rule collect:
+rule latency:
     input:
         run_metrics,
+    output:
+        P.latency(),
+    log:
+        P.log("latency", "{experiment}"),
+    conda:
+        "../envs/prunestudy.yaml"
+    # alone on its device: on CPU it takes every core; on a GPU it claims every slot of one device
+    threads: ALL_CORES
+    resources:
+        gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
+    params:
+        logic=LOGIC["latency"],
+        latency=slice_json("latency"),
+        device=config["device"],
+        threads=config["threads"],
+    shell:
+        "prunestudy latency {input:q} --latency {params.latency:q} --device {params.device} "
+        "--threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} --out {output:q} > {log} 2>&1"
+
+
+rule collect:
+    input:
+        metrics=run_metrics,
+        latency=P.latency(),
     output:
         report(
             P.runs(),
@@ -18,8 +43,11 @@ rule collect:
         "../envs/prunestudy.yaml"
     params:
         logic=LOGIC["analysis"],
+        expect=run_expect,
     shell:
-        "prunestudy collect {input:q} --experiment {wildcards.experiment} --out {output:q} > {log} 2>&1"
+        "prunestudy collect {input.metrics:q} --latency {input.latency:q} --expect {params.expect:q} "
+        "--experiment {wildcards.experiment} "
+        "--out {output:q} > {log} 2>&1"
 
 
 rule compare:

@@ -1,7 +1,8 @@
 ONESHOT_CMD = (
     "prunestudy oneshot --experiment {wildcards.experiment} --seed {wildcards.seed} --target {wildcards.target} "
     "--method {params.method} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-    "--finetune {params.finetune:q} --latency {params.latency:q} --device {params.device} --threads {threads} "
+    "--finetune {params.finetune:q} "
+    "--compile {params.compile} --jobs-per-gpu {resources.jobs_per_gpu} --device {params.device} --threads {params.threads} "
     "--base-model {input:q} --arm {params.arm} --out {params.out:q} > {log} 2>&1"
 )
 
@@ -17,21 +18,23 @@ rule train_base:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["train"],
         data=slice_json("data"),
         model=base_json("model"),
         regulariser=base_json("regulariser"),
         recipe=slice_json("train"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         device=config["device"],
         arm=arms.BASE,
         out=subpath(output.metrics, parent=True),
     shell:
         "prunestudy train --arm {params.arm} --experiment {wildcards.base} --seed {wildcards.seed} "
         "--data {params.data:q} --model {params.model:q} --regulariser {params.regulariser:q} "
-        "--recipe {params.recipe:q} --latency {params.latency:q} "
-        "--device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"
+        "--recipe {params.recipe:q} --compile {params.compile} --jobs-per-gpu {resources.jobs_per_gpu} "
+        "--device {params.device} --threads {params.threads} --out {params.out} > {log} 2>&1"
 
 
 rule oneshot:
@@ -49,6 +52,7 @@ rule oneshot:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["prune"],
         data=slice_json("data"),
@@ -56,7 +60,8 @@ rule oneshot:
         method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         prune=exp_json("prune"),
         finetune=exp_json("finetune"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         device=config["device"],
         arm=arms.PRUNED,
         out=subpath(output.spec, parent=True),
@@ -88,6 +93,7 @@ rule train_long_base:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["train"],
         data=slice_json("data"),
@@ -98,7 +104,8 @@ rule train_long_base:
             BASES[BASE_OF[wc.experiment, targets(wc.experiment)[0]]]["regulariser"]
         ),
         recipe=slice_json("train"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         scratch_e=slice_json("scratch_e"),
         scratch_b=slice_json("scratch_b"),
         device=config["device"],
@@ -107,9 +114,10 @@ rule train_long_base:
     shell:
         "prunestudy train --arm {params.arm} --experiment {wildcards.experiment} --seed {wildcards.seed} "
         "--data {params.data:q} --model {params.model:q} --regulariser {params.regulariser:q} "
-        "--recipe {params.recipe:q} --latency {params.latency:q} --scratch-e {params.scratch_e:q} "
+        "--recipe {params.recipe:q} "
+        "--compile {params.compile} --jobs-per-gpu {resources.jobs_per_gpu} --scratch-e {params.scratch_e:q} "
         "--scratch-b {params.scratch_b:q} --long-from {input:q} "
-        "--device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"
+        "--device {params.device} --threads {params.threads} --out {params.out} > {log} 2>&1"
 
 
 use rule oneshot as oneshot_long with:
@@ -129,7 +137,8 @@ use rule oneshot as oneshot_long with:
         method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         prune=exp_json("prune"),
         finetune=exp_json("finetune"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         device=config["device"],
         arm=arms.PRUNED_LONG,
         out=subpath(output.spec, parent=True),

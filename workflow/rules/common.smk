@@ -4,13 +4,17 @@ import json
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from prunestudy import arms, paths
-from prunestudy.config import ConfigError, base_name, validate
+from prunestudy.catalog import missing_files
+from prunestudy.config import ConfigError, apply_overrides, base_name, validate
 from prunestudy.methods import method
 from prunestudy.stages import LOGIC_VERSIONS as LOGIC
 from prunestudy.verdicts import VERDICT_RULE
 
 try:
+    apply_overrides(config, workflow.config_settings.config or {})
     validate(config)
 except ConfigError as err:
     sys.exit(f"prunestudy: {err}")
@@ -18,6 +22,14 @@ except ConfigError as err:
 config["verdict_rule"] = (
     VERDICT_RULE  # for the claims caption; not a setting, so after validation
 )
+
+
+onstart:
+    # a real run only (a dry run may plan a CIFAR study on a machine without the data)
+    if (problem := missing_files(config["data"])) is not None:
+        sys.exit(f"prunestudy: {problem}")
+
+
 P = paths.StudyPaths(f"{config['results']}/{config['study']}")
 REFERENCES = config["analysis"]["references"]
 if not os.path.isabs(REFERENCES) and not os.path.exists(REFERENCES):
@@ -28,6 +40,15 @@ config["analysis"]["references"] = REFERENCES
 SEEDS = config["seeds"]
 EXPERIMENTS = {e["name"]: e for e in config["experiments"]}
 GPU = 0 if config["device"] == "cpu" else 1
+try:  # the latency job asks for every core of a workstation; a cluster executor sets no total
+    ALL_CORES = workflow.cores
+except WorkflowError:
+    ALL_CORES = 1
+# how many jobs share a GPU: scheduling, not results, so a resource (no rerun) rather than a param
+JOBS_PER_GPU = config["gpu"]["jobs_per_gpu"]
+COMPILE = str(
+    config["gpu"]["compile"]
+).lower()  # shapes the arithmetic on CUDA: a param
 label = paths.target_label
 
 
@@ -133,12 +154,19 @@ def members(experiment, kind):
     return [label(v) for v in values]
 
 
-def scaled_source(wc):
-    s = EXPERIMENTS[wc.experiment]["families"]["scaled"]
+def scaled_origin(experiment):
+    """The (seed, target) whose pruned spec the scaled family scales."""
+    s = EXPERIMENTS[experiment]["families"]["scaled"]
     seed = s["source_seed"] if s["source_seed"] is not None else SEEDS[0]
-    return P.arch_spec(
-        experiment=wc.experiment, seed=seed, target=label(s["source_budget"])
-    )
+    return seed, label(s["source_budget"])
+
+
+def scaled_source(wc):
+    seed, target = scaled_origin(wc.experiment)
+    return {
+        "source": P.arch_spec(experiment=wc.experiment, seed=seed, target=target),
+        "record": P.arch_metrics(experiment=wc.experiment, seed=seed, target=target),
+    }
 
 
 def long_sources(wc):
@@ -167,30 +195,71 @@ def chunk_input(wc):
     )
 
 
-def run_metrics(wc):
-    """Every trained network's metrics.json of one experiment: the inputs of its analysis."""
-    e = wc.experiment
+def run_slots(experiment):
+    """Every trained network of one experiment: (metrics.json, the run it must be), the analysis inputs."""
+    e = experiment
+
+    def ident(exp, arm, seed, slot=None):
+        return {"experiment": exp, "arm": arm, "seed": seed, "slot": slot}
+
     bases = sorted({BASE_OF[e, t] for t in targets(e)})
-    out = [P.base_metrics(base=b, seed=s) for b in bases for s in SEEDS]
+    out = [
+        (P.base_metrics(base=b, seed=s), ident(b, arms.BASE, s))
+        for b in bases
+        for s in SEEDS
+    ]
     for s in SEEDS:
-        out += [P.arch_metrics(experiment=e, seed=s, target=t) for t in targets(e)]
-        for regime in arms.SCRATCH:
-            out += [
-                P.scratch_metrics(experiment=e, regime=regime, target=t, seed=s)
-                for t in targets(e)
-            ]
+        for t in targets(e):
+            out.append(
+                (
+                    P.arch_metrics(experiment=e, seed=s, target=t),
+                    ident(e, arms.PRUNED, s, t),
+                )
+            )
+            for regime, arm in arms.SCRATCH.items():
+                path = P.scratch_metrics(experiment=e, regime=regime, target=t, seed=s)
+                out.append((path, ident(e, arm, s, t)))
         if EXPERIMENTS[e]["long_base"]:
-            out.append(f"{P.long_base_dir(experiment=e, seed=s)}/metrics.json")
-            out += [
-                f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
-                for t in targets(e)
-            ]
+            long_base = f"{P.long_base_dir(experiment=e, seed=s)}/metrics.json"
+            out.append((long_base, ident(e, arms.BASE_LONG, s)))
+            for t in targets(e):
+                path = f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
+                out.append((path, ident(e, arms.PRUNED_LONG, s, t)))
         for kind_ in arms.FAMILY_ARMS:
-            out += [
-                P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
-                for m in members(e, kind_)
-            ]
+            for m in members(e, kind_):
+                path = P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
+                out.append((path, ident(e, kind_, s, m)))
     return out
+
+
+def run_metrics(wc):
+    return [path for path, _ in run_slots(wc.experiment)]
+
+
+def run_expect(wc):
+    """The identity each of ``run_metrics`` must carry, in the same order (collect checks them)."""
+    return canonical([ident for _, ident in run_slots(wc.experiment)])
+
+
+def pruned_source(wc):
+    """What a scratch arm retrains and the record its pruning job wrote beside it."""
+    return {
+        "source": pruned_arch_path(wc.experiment, wc.seed, wc.target),
+        "record": P.arch_metrics(
+            experiment=wc.experiment, seed=wc.seed, target=wc.target
+        ),
+    }
+
+
+def source_expect(experiment, seed, target):
+    return canonical(
+        {
+            "experiment": experiment,
+            "arm": arms.PRUNED,
+            "seed": int(seed),
+            "slot": target,
+        }
+    )
 
 
 def all_targets():

@@ -13,17 +13,19 @@ rule prune_chunk:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["prune"],
         data=slice_json("data"),
         model=exp_json("model"),
         prune=exp_json("prune"),
         device=config["device"],
+        threads=config["threads"],
         chunk=lambda wc: int(wc.chunk),
     shell:
         "prunestudy prune-chunk --experiment {wildcards.experiment} --seed {wildcards.seed} "
         "--chunk {params.chunk} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-        "--device {params.device} --threads {threads} "
+        "--device {params.device} --threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} "
         "--input {input:q} --out-state {output.state:q} --out-rows {output.rows:q} > {log} 2>&1"
 
 
@@ -46,19 +48,15 @@ for _exp in ITERATIVE_NAMES:
             P.log("trajectory", _exp, "seed{seed}"),
         conda:
             "../envs/prunestudy.yaml"
-        threads: config["threads"]
         params:
             logic=LOGIC["extract"],
             data=slice_json("data"),
             model=canonical(EXPERIMENTS[_exp]["model"]),
             prune=canonical(EXPERIMENTS[_exp]["prune"]),
-            latency=slice_json("latency"),
-            device=config["device"],
             experiment=_exp,
             budgets=" ".join(targets(_exp)),
             dirs=lambda wc, output: " ".join(os.path.dirname(f) for f in output.specs),
         shell:
             "prunestudy trajectory {input:q} --out {output.trajectory:q} --experiment {params.experiment} "
             "--seed {wildcards.seed} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-            "--latency {params.latency:q} --device {params.device} --threads {threads} "
             "--budgets {params.budgets} --arch-dirs {params.dirs} > {log} 2>&1"

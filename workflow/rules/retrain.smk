@@ -1,15 +1,16 @@
 # Every retraining arm is one call of `prunestudy train`; the arms differ only in what they pass.
 TRAIN_CMD = (
     "prunestudy train --arm {params.arm} --experiment {wildcards.experiment} --seed {wildcards.seed} "
-    "--data {params.data:q} --model {params.model:q} --recipe {params.recipe:q} --latency {params.latency:q} "
-    "--scratch-e {params.scratch_e:q} --scratch-b {params.scratch_b:q} {params.extra} "
-    "--device {params.device} --threads {threads} --out {params.out:q} > {log} 2>&1"
+    "--data {params.data:q} --model {params.model:q} --recipe {params.recipe:q} "
+    "--compile {params.compile} --jobs-per-gpu {resources.jobs_per_gpu} "
+    "--scratch-e {params.scratch_e:q} --scratch-b {params.scratch_b:q} {params.extra} --source-expect {params.expect:q} "
+    "--device {params.device} --threads {params.threads} --out {params.out:q} > {log} 2>&1"
 )
 
 
 rule scratch:
     input:
-        lambda wc: pruned_arch_path(wc.experiment, wc.seed, wc.target),
+        unpack(pruned_source),
     output:
         P.scratch_metrics(),
     log:
@@ -19,17 +20,20 @@ rule scratch:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["train"],
         arm=lambda wc: arms.SCRATCH[wc.regime],
         data=slice_json("data"),
         model=exp_json("model"),
         recipe=slice_json("train"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         scratch_e=slice_json("scratch_e"),
         scratch_b=lambda wc: slice_json("scratch_b") if wc.regime == "B" else "{}",
-        extra=lambda wc, input: f"--{'mask' if input[0].endswith('.pt') else 'arch'} {input[0]} "
-        f"--member-of {wc.target}",
+        extra=lambda wc, input: f"--{'mask' if input.source.endswith('.pt') else 'arch'} {input.source} "
+        f"--source-record {input.record} --member-of {wc.target}",
+        expect=lambda wc: source_expect(wc.experiment, wc.seed, wc.target),
         device=config["device"],
         out=subpath(output[0], parent=True),
     shell:
@@ -48,16 +52,19 @@ rule family:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["train"],
         arm=lambda wc: wc.kind,
         data=slice_json("data"),
         model=exp_json("model"),
         recipe=slice_json("train"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         scratch_e="{}",
         scratch_b="{}",
         extra=lambda wc: f"--member {wc.member} --member-of {wc.member}",
+        expect="null",
         device=config["device"],
         out=subpath(output[0], parent=True),
     shell:
@@ -66,7 +73,7 @@ rule family:
 
 rule scaled:
     input:
-        scaled_source,
+        unpack(scaled_source),
     output:
         P.family_metrics(kind=arms.SCALED),
     log:
@@ -76,16 +83,20 @@ rule scaled:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
     params:
         logic=LOGIC["train"],
         arm=arms.SCALED,
         data=slice_json("data"),
         model=exp_json("model"),
         recipe=slice_json("train"),
-        latency=slice_json("latency"),
+        threads=config["threads"],
+        compile=COMPILE,
         scratch_e="{}",
         scratch_b="{}",
-        extra=lambda wc, input: f"--arch {input[0]} --member {wc.member} --member-of {wc.member}",
+        extra=lambda wc, input: f"--arch {input.source} --source-record {input.record} "
+        f"--member {wc.member} --member-of {wc.member}",
+        expect=lambda wc: source_expect(wc.experiment, *scaled_origin(wc.experiment)),
         device=config["device"],
         out=subpath(output[0], parent=True),
     shell:

@@ -44,7 +44,7 @@ class SelectHead(nn.Module):
         self.fc = nn.Linear(len(select), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(F.relu(self.select(self.bn(x))), 1).flatten(1))
+        return self.fc(F.relu(self.select(self.bn(x))).mean((2, 3)))
 
 
 def init_weights(model: nn.Module, bn_gamma: float, linear_std: float | None = None) -> None:

@@ -52,7 +52,7 @@ class ResNet(nn.Module):
         x = F.relu(self.bn(self.stem(x)))
         for block in self.blocks:
             x = block(x)
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.fc(x.mean((2, 3)))
 
 
 class PreBlockModule(nn.Module):
