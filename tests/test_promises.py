@@ -239,3 +239,17 @@ def test_no_strided_1x1_convolution_anywhere(options):
         spec.build()(torch.randn(2, 3, 16, 16))
     assert any(s != (1, 1) for _, s in seen)  # the network does downsample
     assert not [(k, s) for k, s in seen if k == (1, 1) and s != (1, 1)], seen
+
+
+def test_verdicts_at_the_boundaries_of_the_rule():
+    """Each comparison of the rule is strict: p equal to alpha, a zero effect, or a CI bound exactly at minus
+    the margin decides nothing."""
+    from prunestudy.verdicts import verdict
+
+    assert verdict("beats", 0.02, 0.01, 0.05, alpha=0.05, margin=0.005) == "inconclusive"  # p == alpha
+    assert verdict("beats", 0.02, 0.01, 0.0499, alpha=0.05, margin=0.005) == "supported"
+    assert verdict("beats", 0.0, -0.01, 0.01, alpha=0.05, margin=0.005) == "inconclusive"  # significant, no effect
+    assert verdict("beats", -0.001, -0.01, 0.01, alpha=0.05, margin=0.005) == "contradicted"
+    assert verdict("matches_or_beats", 0.0, -0.005, 0.5, alpha=0.05, margin=0.005) == "inconclusive"
+    assert verdict("matches_or_beats", 0.0, -0.0049, 0.5, alpha=0.05, margin=0.005) == "supported"
+    assert verdict("beats", float("nan"), float("nan"), 0.01, alpha=0.05, margin=0.005) == "inconclusive"
