@@ -3,8 +3,9 @@
 Measures, for WRN-40-2: training images/s in fp32, in bf16 + channels_last, compiled, and at a quarter
 of the mid widths; a Fisher prune step with physical removal against the same step with masks at full
 width; val+test evaluation time; agreement of the fp32 and bf16 Fisher argmin; host syncs and copies per
-training step; and the spread of the forward latency. ``--tiny`` shrinks everything so that it runs on
-a CPU in well under a minute (the test suite runs it that way).
+training step; whether two identical runs agree bit for bit; and the spread of the forward latency.
+``--tiny`` shrinks everything so that it runs on a CPU in well under a minute (the test suite runs it
+that way). All rows run channels_last, which the runtime always uses.
 
     python benchmarks/bench_gpu.py [--device cuda] [--json out.json]
     python benchmarks/bench_gpu.py --tiny --device cpu
@@ -60,6 +61,20 @@ def train_rate(spec, data, rt: Runtime, batch: int, steps: int) -> float:
         train_step(forward, opt, data, rt, batches[2 + i % (len(batches) - 2)], AUG)
     _sync(rt)
     return steps * batch / (time.perf_counter() - t0)
+
+
+def repeatable(spec, data, rt: Runtime, batch: int, steps: int) -> bool:
+    """Whether two identical short trainings end with bit-identical weights (the determinism settings)."""
+    finals = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = rt.prepare(spec.build()).train()
+        opt = make_optimizer(model, Recipe(epochs=1, batch_size=batch, lr=0.05))
+        gen = torch.Generator().manual_seed(0)
+        for b in draw_batches(epoch_batches(len(data.train), batch, gen), AUG, gen, rt.device)[:steps]:
+            train_step(model, opt, data, rt, b, AUG)
+        finals.append([p.detach().clone() for p in model.parameters()])
+    return all(torch.equal(a, b) for a, b in zip(*finals, strict=True))
 
 
 def step_transfers(spec, data, rt: Runtime, batch: int) -> tuple[int, int]:
@@ -159,6 +174,7 @@ def main() -> None:
         "eval_val_test_s": eval_s,
         "prune_step_s": prune_steps(spec, data, bf16, prunes, every, batch),
         "fisher_argmin_agreement": argmin_agreement(spec, data, rt, batch, trials=2 if args.tiny else 5),
+        "repeatable_bitwise": repeatable(spec, data, bf16, batch, steps),
         "host_copies_per_step": copies,
         "host_syncs_per_step": syncs,
         "latency_ms": {

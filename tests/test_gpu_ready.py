@@ -227,7 +227,7 @@ def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     r = json.loads(out.read_text())
     for key in ("fp32", "bf16_channels_last", "quarter_width"):
         assert r["train_images_per_s"][key] > 0, key
-    assert r["host_syncs_per_step"] == 0 and r["host_copies_per_step"] == 0
+    assert r["host_syncs_per_step"] == 0 and r["host_copies_per_step"] == 0 and r["repeatable_bitwise"] is True
     assert 0 <= r["fisher_argmin_agreement"] <= 1 and r["eval_val_test_s"] > 0
     assert r["prune_step_s"]["physical"] > 0 and r["prune_step_s"]["masked"] > 0
     assert r["latency_ms"]["median"] > 0 and r["latency_ms"]["p90"] >= r["latency_ms"]["median"]
