@@ -47,9 +47,22 @@ def test_schedules_by_value():
     assert [step.lr_at(e) for e in range(8)] == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01])
     cosine = Recipe(epochs=4, batch_size=8, lr=2.0, schedule="cosine")
     assert [cosine.lr_at(e) for e in range(4)] == pytest.approx([2.0, 1 + math.sqrt(0.5), 1.0, 1 - math.sqrt(0.5)])
-    assert {Recipe(epochs=5, batch_size=8, lr=0.3, schedule="constant").lr_at(e) for e in range(5)} == {0.3}
+    constant = Recipe(epochs=5, batch_size=8, lr=0.3, schedule="constant", milestones=(2,))  # ignores milestones
+    assert {constant.lr_at(e) for e in range(5)} == {0.3}
     stretched = step.stretched(20)
     assert stretched.milestones == (6, 12) and stretched.lr_at(5) == 1 and stretched.lr_at(6) == pytest.approx(0.1)
+
+
+def test_a_recipe_round_trips_through_the_config_form():
+    """Rules pass recipes as JSON: milestones arrive as a list (of ints or numeric text) and become a tuple."""
+    d = {"epochs": 9, "batch_size": 16, "lr": 0.2, "schedule": "multistep", "milestones": [3, "6"], "gamma": 0.5}
+    r = Recipe.from_dict(d)
+    assert r.milestones == (3, 6) and r.lr_at(6) == pytest.approx(0.05) and d["milestones"] == [3, "6"]
+    assert r.to_dict() == {**d, "milestones": [3, 6], "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4}
+    assert (
+        Recipe.from_dict(r.to_dict()) == r
+        and Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 1}).milestones == ()
+    )
 
 
 def test_fit_trains_each_epoch_at_that_epochs_rate(digits, monkeypatch):
