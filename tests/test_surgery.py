@@ -176,3 +176,20 @@ def test_surgery_equals_torch_pruning_dependency_graph(family):
     theirs = _torch_pruning_result(_trained(spec), spec, removals, x).eval()
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
     assert sum(p.numel() for p in theirs.parameters()) == new_spec.param_count()
+
+
+def test_weights_that_do_not_fit_their_spec_are_refused_naming_the_file():
+    from prunestudy.artifacts import ArtifactError
+    from prunestudy.surgery import check_state
+
+    spec = wrn(10, 1, in_channels=1, image_size=8)
+    state = spec.build().state_dict()
+    check_state(spec, state, "model.pt")  # the spec's own weights fit
+    other = wrn(10, 2, in_channels=1, image_size=8).build().state_dict()
+    with pytest.raises(ArtifactError, match=r"^model\.pt: the weights do not fit wrn10-\w+: .* \(and \d+ more\)"):
+        check_state(spec, other, "model.pt")
+    wide = dict(state, **{"head.fc.weight": torch.zeros(10, 99)})
+    with pytest.raises(ArtifactError, match=r"head\.fc\.weight is \(10, 99\), not \(10, \d+\); delete it"):
+        check_state(spec, wide, "model.pt")
+    with pytest.raises(ArtifactError, match=r"head\.fc\.bias missing"):
+        check_state(spec, {k: v for k, v in state.items() if k != "head.fc.bias"}, "model.pt")
