@@ -248,6 +248,7 @@ def _longest_scratch_b(args, base, recipe) -> int:
 def cmd_oneshot(args: argparse.Namespace) -> None:
     """Prune the large network once to the target, fine-tune it: the pruned-and-tuned arm."""
     from prunestudy import masks
+    from prunestudy.arch import spec_from_json
     from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
     from prunestudy.config import base_spec
     from prunestudy.methods import method
@@ -260,7 +261,9 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     params = m.params(**args.prune)
     target = _target(args.target)
     ckpt = load_checkpoint(args.base_model)
-    base = _check_base(args.base_model, ckpt, base_spec(m.base_options(args.model), args.data), args.seed)
+    base = spec_from_json(ckpt["spec"])
+    expected = base_spec(m.base_options(args.model), args.data)
+    _check_base(args.base_model, base, ckpt["state"], ckpt.get("identity", {}), expected, args.seed)
     pruned = prune_once(ckpt["state"], base, m, target, params)
     logging.info(
         "%s to %s: %s, %d -> %d params, %d -> %d FLOPs; %s",
@@ -326,17 +329,14 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     resume.unlink(missing_ok=True)
 
 
-def _check_base(path: str, ckpt: dict, expected, seed: int):
+def _check_base(path: str, base, state: dict, identity: dict, expected, seed: int) -> None:
     """The large network a job prunes: the configured model, of the job's seed, with weights that fit it."""
-    from prunestudy.arch import spec_from_json
     from prunestudy.artifacts import expect
     from prunestudy.surgery import check_state
 
-    base = spec_from_json(ckpt["spec"])
     expect(path, "a network of the experiment's model", expected.spec_id, base.spec_id)
-    expect(path, "the large network of seed", seed, ckpt.get("identity", {}).get("seed"))
-    check_state(base, ckpt["state"], path)
-    return base
+    expect(path, "the large network of seed", seed, identity.get("seed"))
+    check_state(base, state, path)
 
 
 def _target(text: str) -> float | str:
@@ -412,8 +412,7 @@ def _check_chunk_input(args, state) -> None:
     from prunestudy.artifacts import expect
 
     if args.chunk == 0:
-        expect(args.input, "a network of the experiment's model", _base_spec(args).spec_id, state.spec.spec_id)
-        expect(args.input, "the large network of seed", args.seed, state.identity.get("seed"))
+        _check_base(args.input, state.spec, state.weights, state.identity, _base_spec(args), args.seed)
     else:
         wanted = {"experiment": args.experiment, "seed": args.seed, "chunk": args.chunk - 1}
         expect(args.input, "the trajectory state", wanted, state.identity)

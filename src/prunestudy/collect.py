@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from prunestudy.arms import TARGETED
-from prunestudy.artifacts import read_json
 from prunestudy.records import check_record
 
 # copied verbatim from each metrics.json
@@ -36,8 +35,8 @@ def _target(label: str) -> float | str:
         return label
 
 
-def run_row(path: str | Path, experiment: str) -> dict:
-    m = read_json(path)
+def run_row(m: dict, path: str | Path, experiment: str) -> dict:
+    """The runs-table row of the metrics record ``m`` read from ``path``."""
     extra = m.get("extra", {})
     scratch = m["arm"] in TARGETED
     member_of = extra.get("member_of")
@@ -64,10 +63,8 @@ def runs_table(
     keys = [tuple(sorted(e.items())) for e in expected]
     if len(set(keys)) != len(keys):
         raise ValueError("the expected runs repeat one; each run has one slot")
-    paths = list(paths)
-    for path, ident in zip(paths, expected, strict=True):
-        check_record(path, ident)
-    df = pd.DataFrame([run_row(p, experiment) for p in paths], columns=[c for c in COLUMNS if c != "latency_ms"])
+    rows = [run_row(check_record(p, ident), p, experiment) for p, ident in zip(paths, expected, strict=True)]
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "latency_ms"])
     missing = sorted(set(df["spec_id"]) - set(latency["spec_id"]))
     if missing:
         raise ValueError(f"no latency was measured for {missing}; rerun the experiment's latency job")

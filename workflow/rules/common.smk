@@ -10,6 +10,7 @@ from prunestudy import arms, paths
 from prunestudy.catalog import missing_files
 from prunestudy.config import ConfigError, apply_overrides, base_name, validate
 from prunestudy.methods import method
+from prunestudy.records import identity
 from prunestudy.stages import LOGIC_VERSIONS as LOGIC
 from prunestudy.verdicts import VERDICT_RULE
 
@@ -198,13 +199,9 @@ def chunk_input(wc):
 def run_slots(experiment):
     """Every trained network of one experiment: (metrics.json, the run it must be), the analysis inputs."""
     e = experiment
-
-    def ident(exp, arm, seed, slot=None):
-        return {"experiment": exp, "arm": arm, "seed": seed, "slot": slot}
-
     bases = sorted({BASE_OF[e, t] for t in targets(e)})
     out = [
-        (P.base_metrics(base=b, seed=s), ident(b, arms.BASE, s))
+        (P.base_metrics(base=b, seed=s), identity(b, arms.BASE, s, None))
         for b in bases
         for s in SEEDS
     ]
@@ -213,22 +210,22 @@ def run_slots(experiment):
             out.append(
                 (
                     P.arch_metrics(experiment=e, seed=s, target=t),
-                    ident(e, arms.PRUNED, s, t),
+                    identity(e, arms.PRUNED, s, t),
                 )
             )
             for regime, arm in arms.SCRATCH.items():
                 path = P.scratch_metrics(experiment=e, regime=regime, target=t, seed=s)
-                out.append((path, ident(e, arm, s, t)))
+                out.append((path, identity(e, arm, s, t)))
         if EXPERIMENTS[e]["long_base"]:
             long_base = f"{P.long_base_dir(experiment=e, seed=s)}/metrics.json"
-            out.append((long_base, ident(e, arms.BASE_LONG, s)))
+            out.append((long_base, identity(e, arms.BASE_LONG, s, None)))
             for t in targets(e):
                 path = f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
-                out.append((path, ident(e, arms.PRUNED_LONG, s, t)))
+                out.append((path, identity(e, arms.PRUNED_LONG, s, t)))
         for kind_ in arms.FAMILY_ARMS:
             for m in members(e, kind_):
                 path = P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
-                out.append((path, ident(e, kind_, s, m)))
+                out.append((path, identity(e, kind_, s, m)))
     return out
 
 
