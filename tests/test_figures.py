@@ -101,6 +101,9 @@ def test_channel_profile_and_consistency():
     assert "mean ± std" in ax1.get_ylabel() and ax2.get_ylabel() == "coefficient of variation"
     cv = ax2.lines[0].get_ydata()
     assert cv[0] == pytest.approx(np.std([1, 2], ddof=1) / 1.5)
+    for ax in fig.axes:
+        fig.canvas.draw()
+        assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
     plt.close(fig)
 
 

@@ -111,6 +111,11 @@ def _widths(specs: pd.DataFrame) -> np.ndarray:
     return np.array([list(m) for m in specs["widths"]])
 
 
+def _whole_groups() -> matplotlib.ticker.Locator:
+    """Ticks for a group-index axis: whole numbers, never 0.5 (a locator belongs to one axis, so one each)."""
+    return matplotlib.ticker.MaxNLocator(integer=True)
+
+
 def channel_profile(specs: pd.DataFrame) -> plt.Figure:
     """Width per block against block index, one line per budget (one panel per pruning seed).
 
@@ -124,6 +129,7 @@ def channel_profile(specs: pd.DataFrame) -> plt.Figure:
             widths = g["widths"].iloc[0]
             ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
         ax.set_xlabel("prunable group (block or layer)")
+        ax.xaxis.set_major_locator(_whole_groups())
         ax.set_title(f"pruning seed {seed}")
     axes[0][0].set_ylabel("channels kept per group")
     axes[0][-1].legend(title="target", fontsize=7)
@@ -149,7 +155,7 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
             extent=(df["step"].iloc[0] - 0.5, df["step"].iloc[-1] + 0.5, len(initial) - 0.5, -0.5),
         )
         ax.set_ylabel(f"seed {seed}")
-        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole group indices only
+        ax.yaxis.set_major_locator(_whole_groups())
     axes[-1, 0].set_xlabel("prune step")
     fig.supylabel("prunable group (block or layer)", fontsize=10)
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="fraction of channels left")
@@ -169,5 +175,7 @@ def consistency(specs: pd.DataFrame) -> plt.Figure:
         ax2.plot(idx, cv, marker="o", ms=3, color=color, label=target_label(budget))
     ax1.set(xlabel="prunable group", ylabel="channels, mean ± std over seeds", title="Width per group across seeds")
     ax2.set(xlabel="prunable group", ylabel="coefficient of variation", title="Between-seed variation")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(_whole_groups())
     ax1.legend(title="target", fontsize=7)
     return fig
