@@ -2,6 +2,7 @@ import copy
 import re
 import subprocess
 import sys
+import sysconfig
 from dataclasses import asdict, fields
 
 import pytest
@@ -149,7 +150,7 @@ def test_a_regular_install_finds_its_schema(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
-    deps = next(p for p in sys.path if p.endswith("site-packages") and "prunestudy" not in p)
+    deps = sysconfig.get_paths()["purelib"]  # this environment's packages (whatever its folder is called)
     (site / "deps.pth").write_text(deps + "\n")  # the dependencies only: .pth files there are not read
     subprocess.run(
         [
