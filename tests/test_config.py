@@ -76,6 +76,15 @@ def test_bad_values_name_the_key(change, key):
         validate(bad)
 
 
+def test_guided_architectures_are_refused_for_magnitude_pruning_which_keeps_every_width():
+    c = copy.deepcopy(_load("config.yaml"))
+    (i,) = [i for i, e in enumerate(c["experiments"]) if e["method"] == "magnitude"]
+    c["experiments"][i]["guided"] = True
+    with pytest.raises(ConfigError, match=re.escape(f"'experiments[{i}].guided'") + ".*keeps every width"):
+        validate(c)
+    assert validate(_load("config.yaml"))["experiments"][0]["guided"] is False  # off unless asked for
+
+
 def test_splits_take_counts_or_fractions_that_leave_every_class_in_every_split():
     for val in (0.1, 200, 200.0):
         validate({**_load("config.yaml"), "data": {"val_size": val}})

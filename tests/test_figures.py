@@ -85,25 +85,48 @@ def test_budget_arms(runs):
     plt.close(fig)
 
 
-def _specs():
+def _kept():
     return pd.DataFrame(
-        {"seed": [1, 1, 2, 2], "budget": [0.2, 0.5, 0.2, 0.5], "widths": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]]}
+        {
+            "seed": [1, 1, 2, 2],
+            "budget": [0.2, 0.5, 0.2, 0.5],
+            "kept": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]],
+            "unit": "channels",
+        }
     )
 
 
 def test_channel_profile_and_consistency():
-    fig = figures.channel_profile(_specs())
+    fig = figures.channel_profile(_kept())
     assert len(fig.axes) == 2 and all(len(ax.lines) == 2 for ax in fig.axes)
     assert fig.axes[0].get_xlabel() == "prunable group (block or layer)"
+    assert fig.axes[0].get_ylabel() == "kept per group (channels)"
     plt.close(fig)
-    fig = figures.consistency(_specs())
-    ax1, ax2 = fig.axes
-    assert "mean ± std" in ax1.get_ylabel() and ax2.get_ylabel() == "coefficient of variation"
-    cv = ax2.lines[0].get_ydata()
-    assert cv[0] == pytest.approx(np.std([1, 2], ddof=1) / 1.5)
+    fig = figures.consistency(_kept())
+    assert [ax.get_title() for ax in fig.axes] == ["target 0.2", "target 0.5"]
+    ax = fig.axes[0]  # target 0.2: seed 1 kept [1, 2, 3], seed 2 [2, 2, 2]
+    assert [list(line.get_ydata()) for line in ax.lines[:2]] == [[1, 2, 3], [2, 2, 2]]
+    mean_bar = ax.containers[0]
+    assert list(mean_bar.lines[0].get_ydata()) == pytest.approx([1.5, 2, 2.5])
+    top = mean_bar.lines[1][1].get_ydata()  # the upper error-bar caps: mean + sample std
+    assert list(top) == pytest.approx([1.5 + np.std([1, 2], ddof=1), 2, 2.5 + np.std([3, 2], ddof=1)])
     for ax in fig.axes:
         fig.canvas.draw()
         assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+    plt.close(fig)
+
+
+def test_error_vs_params_draws_every_prune_step_of_each_trajectory(runs):
+    steps = {
+        s: pd.DataFrame({"params": [1e5, 8e4, 5e4], "flops": [1e7, 8e6, 5e6], "test_error": [0.02, 0.03, 0.05 + s]})
+        for s in (1, 2)
+    }
+    fig = figures.error_vs(runs, "params", steps)
+    red = [line for line in fig.axes[0].lines if line.get_color() == figures.TRAJECTORY_COLOR]
+    assert [list(line.get_xdata()) for line in red] == [[1e5, 8e4, 5e4]] * 2
+    assert np.allclose([line.get_ydata() for line in red], [[2, 3, 105], [2, 3, 205]])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels.count("every prune step (one line per seed)") == 1
     plt.close(fig)
 
 

@@ -171,7 +171,8 @@ def test_claims_from_hand_made_tables_in_both_orientations():
             (BOTTLENECK, SCALED, -0.01, 0.04),  # as read, but against the claim
         ]
     )
-    t = claims_table(paired, families, alpha=0.05, margin=0.005).set_index("claim")
+    t = claims_table({"e": (paired, families)}, alpha=0.05, margin=0.005).set_index("claim")
+    assert "liu-guided" not in t.index  # no guided arms in these tables: the claim does not apply
     assert t.loc["crowley-a-width", "effect_pp"] == pytest.approx(3.0)
     assert t.loc["crowley-a-bottleneck", "effect_pp"] == pytest.approx(-2.0)  # sign flipped: against (a)
     assert t.loc["crowley-a-bottleneck", ["ci_low_pp", "ci_high_pp"]].tolist() == pytest.approx([-3.0, -1.0])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from prunestudy import stats
-from prunestudy.claims import CLAIMS, claims_table
+from prunestudy.claims import CLAIMS, COLUMNS, claims_table
 from prunestudy.verdicts import verdict
 
 
@@ -105,12 +105,12 @@ def test_verdict_rule():
 
 def test_claims_table_on_shifted_data_supports_liu():
     paired = stats.paired_table(_arms(shift=0.02))
-    claims = claims_table(
-        paired, stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error", "budget", "member"]))
-    )
+    no_families = stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error", "budget", "member"]))
+    claims = claims_table({"e": (paired, no_families)})
     liu = claims.set_index("claim").loc[["liu-scratch-e", "liu-scratch-b"]]
     assert (liu["verdict"] == "supported").all() and (liu["effect_pp"] > 1.5).all()
-    assert (claims.set_index("claim").loc["crowley-a-width", "verdict"]) == "inconclusive"
+    # an experiment without families has no row for Crowley's claims (rather than an empty one)
+    assert set(claims["claim"]) == {"liu-scratch-e", "liu-scratch-b"}
 
 
 def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method_and_target_match(tmp_path):
@@ -153,6 +153,14 @@ def test_family_table_with_a_single_curve_of_two_points_is_empty_not_an_error():
     assert table.empty and {"p_t", "p_t_holm", "family_a"} <= set(table.columns)
 
 
+def _unrelated_families():
+    """An experiment that trains families (so Crowley's claims apply) whose one row no claim reads."""
+    return pd.DataFrame(
+        {"family_a": ["width"], "family_b": ["bottleneck"], "mean_diff": [0.0], "ci_low": [0.0], "ci_high": [0.0]}
+        | {"p_t": [float("nan")]}
+    )
+
+
 def test_claims_on_one_measurement_share_one_holm_test():
     paired = pd.DataFrame(
         {
@@ -163,9 +171,52 @@ def test_claims_on_one_measurement_share_one_holm_test():
             "p_wilcoxon": [0.02, 0.04],
         }
     )
-    table = claims_table(paired, stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error"])))
+    table = claims_table({"e": (paired, _unrelated_families())})
     rows = table.set_index("claim")
     # two distinct tests, so Holm multiplies the smaller p by 2, not by 3
     assert rows.loc["liu-scratch-e", "p_holm"] == rows.loc["crowley-b-tuned", "p_holm"] == pytest.approx(0.04)
     assert rows.loc["liu-scratch-b", "p_holm"] == pytest.approx(0.04)
     assert len({frozenset((c.worse, c.better)) for c in CLAIMS}) == len(CLAIMS) - 1
+
+
+def test_holm_runs_once_over_every_experiment_of_the_study():
+    """Two experiments, three distinct comparisons in all (Scratch-E and crowley-b-tuned share one in each)."""
+
+    def paired(p_e, p_b):
+        return pd.DataFrame(
+            {
+                "comparison": ["pruned - scratch-E", "pruned - scratch-B"],
+                "mean_diff": [0.01, 0.02],
+                "ci_low": [0.0, 0.01],
+                "ci_high": [0.02, 0.03],
+                "p_wilcoxon": [p_e, p_b],
+            }
+        )
+
+    fam = _unrelated_families()
+    table = claims_table({"a": (paired(0.01, 0.04), fam), "b": (paired(0.02, 0.03), fam)})
+    assert list(table["experiment"]) == ["a"] * 3 + ["b"] * 3
+    got = table.set_index(["experiment", "claim"])["p_holm"]
+    # four tests, sorted p .01 .02 .03 .04 times 4 3 2 1 -> .04 .06 .06 .06 (monotone)
+    assert got[("a", "liu-scratch-e")] == got[("a", "crowley-b-tuned")] == pytest.approx(0.04)
+    assert got[("b", "liu-scratch-e")] == pytest.approx(0.06)
+    assert got[("b", "liu-scratch-b")] == pytest.approx(0.06) and got[("a", "liu-scratch-b")] == pytest.approx(0.06)
+    assert list(table.columns) == list(COLUMNS)
+
+
+def test_the_guided_claim_reads_uniform_minus_guided_from_the_paired_table():
+    runs = pd.DataFrame(
+        {
+            "arm": ["guided"] * 6 + ["uniform"] * 6,
+            "budget": [0.4, 0.4, 0.4, 0.6, 0.6, 0.6] * 2,
+            "seed": [1, 2, 3] * 4,
+            "test_error": [0.10, 0.11, 0.12, 0.13, 0.12, 0.11, 0.12, 0.14, 0.13, 0.16, 0.15, 0.15],
+        }
+    )
+    paired = stats.paired_table(runs, n_resamples=200)
+    row = paired.set_index("comparison").loc["uniform - guided"]
+    assert row["n_pairs"] == 6 and row["mean_diff"] == pytest.approx(0.16 / 6)
+    assert row["p_wilcoxon"] == pytest.approx(0.03125)  # six positive differences, exact two-sided
+    claims = claims_table({"e": (paired, pd.DataFrame(columns=["family_a", "family_b"]))}).set_index("claim")
+    assert list(claims.index) == ["liu-guided"]
+    assert claims.loc["liu-guided", "effect_pp"] == pytest.approx(100 * row["mean_diff"])

@@ -14,6 +14,7 @@ import yaml
 
 from prunestudy import masks, paths
 from prunestudy.claims import CLAIMS
+from tests.browser import CHROMIUM, WALK_REPORT, open_page
 from tests.conftest import ROOT
 from tests.workflow_helpers import planned_jobs, snakemake, write_config
 
@@ -73,14 +74,56 @@ def test_default_run_produces_every_artefact(default_run):
     for table in paths.TABLES:
         for ext in ("csv", "md", "tex", "html"):
             assert (work / P.table(experiment=e, table=table, ext=ext)).stat().st_size > 0
-    claims = pd.read_csv(work / P.table(experiment=e, table="claims"))
-    assert len(claims) == len(CLAIMS) and set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    study = pd.read_csv(work / P.study_table(table="claims"))
+    assert set(study["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    # one row per (claim, experiment) that can test it: Liu's two everywhere, the guided claim where guided
+    # architectures are trained, Crowley's where families are, the blog's control where a long base is
+    expected_rows = []
+    for x in cfg["experiments"]:
+        for c in CLAIMS:
+            applies = {
+                "liu-guided": x.get("guided", False),
+                "blog-long-base": x.get("long_base", False),
+            }.get(c.id, "families" in x if c.families_only else True)
+            if applies:
+                expected_rows.append((x["name"], c.id))
+    assert list(zip(study["experiment"], study["claim"], strict=True)) == expected_rows
+    for x in cfg["experiments"]:  # each experiment's claims table is its rows of the study's, Holm included
+        mine = pd.read_csv(work / P.table(experiment=x["name"], table="claims"))
+        pd.testing.assert_frame_equal(mine, study[study["experiment"] == x["name"]].reset_index(drop=True))
     for fig in paths.figures("iterative"):
         png, pdf = (work / P.figure(experiment=e, figure=fig, ext=ext) for ext in ("png", "pdf"))
         assert png.stat().st_size > 5000 and pdf.exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_report_renders_every_claims_table_and_figure_in_chromium(default_run):
+    """The report opened in headless Chromium, walked as a reader would: every section and subsection,
+    the eye of every result; no console error, every figure decodes, every claims table has its rows."""
+    work, config = default_run
+    cfg = yaml.safe_load(config.read_text())
     snakemake(work, config, "--report", str(work / "report.html"))
+    with open_page(work / "report.html") as page:
+        shown = page.evaluate(WALK_REPORT)
+        assert page.errors == []
+    assert all(item["shown"] for item in shown), [i for i in shown if not i["shown"]]
+    sections = [item["section"] for item in shown]
+    names = [e["name"] for e in cfg["experiments"]]
+    expected = {paths.STUDY_SECTION, paths.APPENDIX_SECTION, *map(paths.report_section, names)}
+    assert sorted(set(sections)) == sorted(expected)
+    for e in cfg["experiments"]:
+        mine = [i for i in shown if i["section"] == paths.report_section(e["name"])]
+        figures = {i["name"]: i["width"] for i in mine if i["name"].endswith(".png")}
+        kind = "iterative" if e["method"] == "fisher" else "oneshot"
+        assert set(figures) == {f"{f}.png" for f in paths.figures(kind)} and min(figures.values()) > 300
+        claims = next(i for i in mine if i["name"] == "claims.html")
+        assert claims["subsection"] == paths.REPORT_SECTIONS["claims"] == min(i["subsection"] for i in mine)
+        assert claims["rows"] == len(pd.read_csv(work / P.table(experiment=e["name"], table="claims")))
+        assert "verdict" in claims["header"]
+    study = next(i for i in shown if i["section"] == paths.STUDY_SECTION)
+    assert study["rows"] == len(pd.read_csv(work / P.study_table(table="claims"))) > 0
     html = (work / "report.html").read_text()
-    assert html.count("trajectory_heatmap") >= 1 and "Verdict rule" in html
+    assert "Verdict rule" in html and "Holm family" in html and "System Message" not in html
 
 
 def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
@@ -93,12 +136,19 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
         e, n = exp["name"], len(exp["targets"])
         runs = pd.read_csv(work / P.runs(experiment=e))
         counts = runs["arm"].value_counts().to_dict()
+        guided = {"guided": n_seeds * n, "uniform": n_seeds * n} if exp.get("guided") else {}
         assert counts == {
             "base": n_seeds * (n if exp["method"] == "sss" else 1),
             "pruned": n_seeds * n,
             "scratch-E": n_seeds * n,
             "scratch-B": n_seeds * n,
+            **guided,
         }, (e, counts)
+        if guided:  # the guided net is the seeds' mean widths; uniform has its params, trained as long
+            g, u = (runs[runs["arm"] == a].set_index(["budget", "seed"]) for a in ("guided", "uniform"))
+            assert ((u["params"] - g["params"]).abs() <= 0.05 * g["params"]).all()
+            assert (u["epochs"] == g["epochs"]).all()
+            assert g["spec_id"].groupby("budget").nunique().eq(1).all()  # one guided architecture per target
         base = runs[runs["arm"] == "base"]
         pruned = runs[runs["arm"] == "pruned"]
         if exp["method"] == "sss":  # how good its large network is depends on how many blocks gamma removed

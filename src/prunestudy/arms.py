@@ -3,16 +3,19 @@
 An arm is one way a network in the study came to be: the large ``base`` network, a ``pruned``
 (pruned-and-tuned) network, the pruned architecture retrained from scratch for the same epochs
 (``scratch-E``) or the same compute (``scratch-B``), or a member of a family trained from scratch
-(``width``, ``bottleneck``, ``scaled``). Every other module refers to these constants.
+(``width``, ``bottleneck``, ``scaled``). Liu et al.'s guided architectures add ``guided`` (each group at
+the mean kept ratio of the pruned runs of one target, from scratch) and ``uniform`` (every group of the
+large network narrowed by one factor to the guided network's parameter count, from scratch). Every
+other module refers to these constants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from prunestudy.arch import ArchSpec
-from prunestudy.budgets import scale_to_params, scratch_b_epochs
+from prunestudy.budgets import guided_spec, scale_to_params, scratch_b_epochs
 from prunestudy.recipe import Recipe
 
 BASE = "base"
@@ -23,14 +26,17 @@ SCRATCH_B = "scratch-B"
 WIDTH = "width"
 BOTTLENECK = "bottleneck"
 SCALED = "scaled"
+GUIDED = "guided"
+UNIFORM = "uniform"
 
 BASE_LONG = "base-long"
-ARMS = (BASE, PRUNED, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG, PRUNED_LONG)
+ARMS = (BASE, PRUNED, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG, PRUNED_LONG, GUIDED, UNIFORM)
 SCRATCH = {"E": SCRATCH_E, "B": SCRATCH_B}  # the regime wildcard of the workflow -> the arm
 RETRAINED = (PRUNED, SCRATCH_E, SCRATCH_B)  # the networks that come from one pruned architecture
-TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG)  # what `prunestudy train` trains
+TRAINED = (BASE, SCRATCH_E, SCRATCH_B, WIDTH, BOTTLENECK, SCALED, BASE_LONG, GUIDED, UNIFORM)  # `prunestudy train`
 TUNED = (PRUNED, PRUNED_LONG)  # what `prunestudy oneshot` writes
-TARGETED = (*RETRAINED, PRUNED_LONG)  # the networks that belong to one target
+GUIDE = (GUIDED, UNIFORM)  # trained from every pruning seed's architecture at one target
+TARGETED = (*RETRAINED, PRUNED_LONG, *GUIDE)  # the networks that belong to one target
 MEMBER_FAMILIES = (WIDTH, BOTTLENECK)  # built from the model options with one option changed
 FAMILY_ARMS = (WIDTH, BOTTLENECK, SCALED)
 # the curve each arm's networks belong to when families are compared at matched parameters
@@ -63,12 +69,14 @@ def plan(
     max_factor: float | None = 2.0,
     arch_flops: int | None = None,
     long_epochs: int | None = None,
+    guide: Sequence[ArchSpec] = (),
 ) -> ArmPlan:
     """Resolve ``arm`` to a spec and recipe.
 
     ``arch`` is the sampled (pruned) spec for the scratch arms and the source spec for ``scaled``;
     ``member`` is k' (width), Z (bottleneck) or the target fraction of base params (scaled), and
     ``member_spec(arm, member)`` builds a width or bottleneck member from the model options.
+    ``guide`` holds every pruning seed's spec at the run's target (``guided`` and ``uniform``).
     ``arch_flops`` is the pruned network's FLOPs when they are not its spec's (a mask: FLOPs over the
     nonzero weights), so that Scratch-B's ratio always comes from the pruned network. ``long_epochs``
     is how long ``base-long`` trains: the experiment's longest Scratch-B budget.
@@ -92,6 +100,14 @@ def plan(
             recipe.stretched(epochs_b),
             {"epochs_e": epochs_e, "flops_ratio": base.flops() / pruned_flops, "max_factor": max_factor},
         )
+    if arm in GUIDE:
+        if not guide:
+            raise ValueError(f"{arm} needs the pruned architectures of every pruning seed")
+        guided = guided_spec(base, guide)
+        if arm == GUIDED:
+            return ArmPlan(guided, recipe, {"guide_spec_ids": [g.spec_id for g in guide]})
+        spec, factor = scale_to_params(base, guided.param_count())
+        return ArmPlan(spec, recipe, {"target_params": guided.param_count(), "scale_factor": factor})
     if member is None:
         raise ValueError(f"{arm} needs a member value")
     if arm in MEMBER_FAMILIES:

@@ -1,4 +1,4 @@
-"""Budget arithmetic: Scratch-B epochs, linear scaling and budget sampling."""
+"""Budget arithmetic: Scratch-B epochs, linear scaling, guided widths and budget sampling."""
 
 from __future__ import annotations
 
@@ -64,6 +64,21 @@ def scale_to_params(source: ArchSpec, target: int, tol: float = 0.01) -> tuple[A
             target,
         )
     return spec, factor
+
+
+def guided_spec(base: ArchSpec, pruned: Sequence[ArchSpec]) -> ArchSpec:
+    """Liu et al.'s guided architecture: each group of ``base`` at the mean kept ratio of the ``pruned`` runs.
+
+    The ratio of a group is its pruned width over the base width, averaged over the runs; the width is
+    that ratio of the base width rounded to the nearest channel, never below one where any run kept the
+    group (a group every run removed, a block of Sparse Structure Selection say, stays removed).
+    """
+    base_w = base.widths_vector
+    for spec in pruned:
+        if len(spec.widths_vector) != len(base_w):
+            raise ValueError(f"{spec.spec_id} has {len(spec.widths_vector)} groups, the large network {len(base_w)}")
+    ratios = [sum(s.widths_vector[i] for s in pruned) / (len(pruned) * w) if w else 0 for i, w in enumerate(base_w)]
+    return base.with_widths([max(1, round(r * w)) if r else 0 for r, w in zip(ratios, base_w, strict=True)])
 
 
 def _roundings(source: ArchSpec, factor: float) -> list[ArchSpec]:

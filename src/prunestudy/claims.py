@@ -2,18 +2,32 @@
 
 Every effect is oriented so that a positive value supports the claim: it is the test error of the
 network the claim says is worse minus that of the one it says is better, in percentage points.
-Holm's correction runs over the distinct measurements of the table: two claims that rest on the same
-comparison (Liu's Scratch-E claim and Crowley's (b) against the tuned networks) share one test and one
-corrected p-value. The verdict rule is :data:`prunestudy.verdicts.VERDICT_RULE`, also printed in the report.
+The table has one row per (claim, experiment) that the experiment can test. Holm's correction runs once
+over the study (:data:`prunestudy.verdicts.HOLM_FAMILY`): two claims that rest on the same comparison of
+one experiment (Liu's Scratch-E claim and Crowley's (b) against the tuned networks) share one test and one
+corrected p-value. The verdict rule is :data:`prunestudy.verdicts.VERDICT_RULE`; both are printed in the
+report from the same text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
-from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, PRUNED_LONG, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
+from prunestudy.arms import (
+    BOTTLENECK,
+    CURVES,
+    GUIDED,
+    PRUNED,
+    PRUNED_LONG,
+    SCALED,
+    SCRATCH_B,
+    SCRATCH_E,
+    UNIFORM,
+    WIDTH,
+)
 from prunestudy.stats import holm
 from prunestudy.verdicts import verdict
 
@@ -26,6 +40,7 @@ class Claim:
     kind: str  # "beats" | "matches_or_beats"
     worse: str  # the arm or family the claim says is worse
     better: str
+    families_only: bool = False  # Crowley et al.'s claims: tested only where the experiment trains families
 
 
 CLAIMS = (
@@ -46,6 +61,14 @@ CLAIMS = (
         SCRATCH_B,
     ),
     Claim(
+        "liu-guided",
+        "Liu et al.",
+        "Guided architectures (the pruned runs' mean widths) from scratch match or beat uniform width reduction",
+        "matches_or_beats",
+        UNIFORM,
+        GUIDED,
+    ),
+    Claim(
         "blog-long-base",
         "Crowley (blog)",
         "Scratch-B matches or beats the pruned-and-tuned network even when its large network trained as long",
@@ -60,6 +83,7 @@ CLAIMS = (
         "beats",
         CURVES[PRUNED],
         WIDTH,
+        families_only=True,
     ),
     Claim(
         "crowley-a-bottleneck",
@@ -68,6 +92,7 @@ CLAIMS = (
         "beats",
         CURVES[PRUNED],
         BOTTLENECK,
+        families_only=True,
     ),
     Claim(
         "crowley-b-tuned",
@@ -76,6 +101,7 @@ CLAIMS = (
         "beats",
         PRUNED,
         SCRATCH_E,
+        families_only=True,
     ),
     Claim(
         "crowley-b-width",
@@ -84,6 +110,7 @@ CLAIMS = (
         "beats",
         WIDTH,
         CURVES[SCRATCH_E],
+        families_only=True,
     ),
     Claim(
         "crowley-b-bottleneck",
@@ -92,6 +119,7 @@ CLAIMS = (
         "beats",
         BOTTLENECK,
         CURVES[SCRATCH_E],
+        families_only=True,
     ),
     Claim(
         "crowley-c-width",
@@ -100,6 +128,7 @@ CLAIMS = (
         "matches_or_beats",
         WIDTH,
         SCALED,
+        families_only=True,
     ),
     Claim(
         "crowley-c-bottleneck",
@@ -108,55 +137,88 @@ CLAIMS = (
         "matches_or_beats",
         BOTTLENECK,
         SCALED,
+        families_only=True,
     ),
 )
 
 
+COLUMNS = (
+    "experiment",
+    "claim",
+    "paper",
+    "statement",
+    "kind",
+    "effect_pp",
+    "ci_low_pp",
+    "ci_high_pp",
+    "p",
+    "p_holm",
+    "verdict",
+    "evidence",
+)
+
+
 def _measure(claim: Claim, paired: pd.DataFrame, families: pd.DataFrame) -> tuple[float, float, float, float, str]:
-    """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim."""
-    if claim.worse in (PRUNED, PRUNED_LONG) and claim.better in (SCRATCH_E, SCRATCH_B):
-        row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"]
+    """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim.
+
+    A comparison of two arms on the same architectures (or the same targets) comes from the paired
+    table; a comparison of curves comes from the families table, which may list the pair either way
+    round. An experiment without one of the claim's arms gives nan: the claim does not apply to it.
+    """
+    row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"] if len(paired) else paired
+    if len(row):
+        r = row.iloc[0]
+        return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], "paired Wilcoxon over (target, seed)"
+    for a, b, sign in ((claim.worse, claim.better, 1), (claim.better, claim.worse, -1)):
+        row = families[(families["family_a"] == a) & (families["family_b"] == b)] if len(families) else families
         if len(row):
             r = row.iloc[0]
-            return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], "paired Wilcoxon over (budget, seed)"
-    else:
-        for a, b, sign in ((claim.worse, claim.better, 1), (claim.better, claim.worse, -1)):
-            row = families[(families["family_a"] == a) & (families["family_b"] == b)]
-            if len(row):
-                r = row.iloc[0]
-                lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
-                return sign * r["mean_diff"], lo, hi, r["p_t"], "family curves at matched params (t over seeds)"
+            lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
+            return sign * r["mean_diff"], lo, hi, r["p_t"], "family curves at matched params (t over seeds)"
     nan = float("nan")
-    return nan, nan, nan, nan, "not measured: an arm is missing"
+    return nan, nan, nan, nan, ""
 
 
 def claims_table(
-    paired: pd.DataFrame, families: pd.DataFrame, alpha: float = 0.05, margin: float = 0.005
+    experiments: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], alpha: float = 0.05, margin: float = 0.005
 ) -> pd.DataFrame:
+    """One row per (claim, experiment) that the experiment's arms can test, with Holm over the whole study.
+
+    Crowley et al.'s claims are read only where the experiment trains families (its families table has
+    rows); Liu et al.'s wherever the arms exist.
+
+    ``experiments`` maps each experiment to its (paired, families) tables. The family of Holm's
+    correction is :data:`prunestudy.verdicts.HOLM_FAMILY`: each distinct (experiment, worse, better)
+    measurement counts once, and claims resting on it share its corrected p-value.
+    """
     rows = []
-    for c in CLAIMS:
-        effect, lo, hi, p, source = _measure(c, paired, families)
-        rows.append(
-            {
-                "claim": c.id,
-                "paper": c.paper,
-                "statement": c.text,
-                "kind": c.kind,
-                "effect_pp": 100 * effect,
-                "ci_low_pp": 100 * lo,
-                "ci_high_pp": 100 * hi,
-                "p": p,
-                "evidence": source,
-            }
-        )
-    df = pd.DataFrame(rows)
-    # one test per distinct measurement: claims on the same comparison share it
-    measurement = [frozenset((c.worse, c.better)) for c in CLAIMS]
-    first = {m: i for i, m in reversed(list(enumerate(measurement)))}
-    unique = sorted(set(first.values()))
-    corrected = holm(df.loc[unique, "p"])
-    df["p_holm"] = [corrected[first[m]] for m in measurement]
+    for name, (paired, families) in experiments.items():
+        for c in CLAIMS:
+            if c.families_only and not len(families):
+                continue
+            effect, lo, hi, p, source = _measure(c, paired, families)
+            if not source:
+                continue
+            rows.append(
+                {
+                    "experiment": name,
+                    "claim": c.id,
+                    "paper": c.paper,
+                    "statement": c.text,
+                    "kind": c.kind,
+                    "effect_pp": 100 * effect,
+                    "ci_low_pp": 100 * lo,
+                    "ci_high_pp": 100 * hi,
+                    "p": p,
+                    "evidence": source,
+                    "measurement": (name, *sorted((c.worse, c.better))),
+                }
+            )
+    df = pd.DataFrame(rows, columns=[*COLUMNS, "measurement"])
+    first = df.drop_duplicates("measurement")
+    corrected = dict(zip(first["measurement"], holm(first["p"]), strict=True))
+    df["p_holm"] = [corrected[m] for m in df["measurement"]]
     df["verdict"] = [
         verdict(r.kind, r.effect_pp / 100, r.ci_low_pp / 100, r.p_holm, alpha, margin) for r in df.itertuples()
     ]
-    return df
+    return df.drop(columns="measurement")[list(COLUMNS)]

@@ -148,8 +148,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from prunestudy.train import Recipe, Runtime, derive_seed, fit
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu, args.compile, fixed_shape=True)
-    source = args.mask or args.arch
-    inputs = _check_source(source, args.source_record, args.source_expect) if source else {}
+    sources = [args.mask or args.arch] if args.mask or args.arch else args.guide
+    inputs = _check_sources(sources, args.source_record, args.source_expect) if sources else {}
     mask = None
     if args.mask:
         arch, mask = masks.load(args.mask)
@@ -167,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         max_factor=args.scratch_b.get("max_factor"),
         arch_flops=masks.nonzero_flops(arch, mask) if mask else None,
         long_epochs=_longest_scratch_b(args, base, recipe) if args.long_from else None,
+        guide=[spec_from_json(Path(g).read_text()) for g in args.guide],
     )
     out = Path(args.out)
     logging.info(
@@ -218,15 +219,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     resume.unlink(missing_ok=True)
 
 
-def _check_source(path: str, record: str | None, expected: dict | None) -> dict:
-    """The spec or mask a run retrains is the file the pruning job recorded for the expected run."""
+def _check_sources(paths: list[str], records: list[str] | None, expected: dict | list | None) -> dict:
+    """Each spec or mask a run retrains is the file its pruning job recorded for the expected run."""
     from prunestudy.artifacts import file_digest
     from prunestudy.records import check_output
 
-    if record is None or expected is None:
-        raise ValueError(f"{path} comes without --source-record and --source-expect, so it cannot be checked")
-    check_output(path, record, expected)
-    return {"source": file_digest(path)}
+    expected = [expected] if isinstance(expected, dict) else expected
+    if not records or not expected or not len(paths) == len(records) == len(expected):
+        raise ValueError(f"{paths} need one --source-record and one --source-expect each, so that they can be checked")
+    for path, record, exp in zip(paths, records, expected, strict=True):
+        check_output(path, record, exp)
+    if len(paths) == 1:
+        return {"source": file_digest(paths[0])}
+    return {f"source{i + 1}": file_digest(path) for i, path in enumerate(paths)}
 
 
 def _longest_scratch_b(args, base, recipe) -> int:
@@ -511,39 +516,78 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
     from prunestudy.artifacts import atomic_write_text
     from prunestudy.collect import runs_table
+    from prunestudy.tables import write_html
 
     if len(args.expect) != len(args.metrics):
         raise ValueError(f"{len(args.metrics)} metrics files for {len(args.expect)} expected runs")
     df = runs_table(args.metrics, args.experiment, pd.read_csv(args.latency), args.expect)
     atomic_write_text(args.out, df.to_csv(index=False))
+    write_html(df, Path(args.out).with_suffix(".html"))
     logging.info("collected %d runs: %s", len(df), df["arm"].value_counts().to_dict())
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
+    """Every table of one experiment from its runs; its claims come from the study's `claims` step."""
     import pandas as pd
 
     from prunestudy import stats
-    from prunestudy.claims import claims_table
-    from prunestudy.tables import model_name, references_table, write_table
+    from prunestudy.arms import PRUNED
+    from prunestudy.consistency import consistency_table, kept_frame
+    from prunestudy.tables import errors_table, model_name, references_table, write_table
 
     a = args.analysis
     runs = pd.read_csv(args.runs)
     out = Path(args.out_dir)
-    budget = stats.budget_table(runs)
-    paired = stats.paired_table(runs, a["bootstrap_resamples"])
-    families = stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"])
-    claims = claims_table(paired, families, a["alpha"], a["equivalence_margin"])
-    refs = references_table(a["references"], runs, args.data["name"], model_name(args.model), args.method)
-    for name, df in (
-        ("budget_stats", budget),
-        ("paired", paired),
-        ("families", families),
-        ("claims", claims),
-        ("references", refs),
-    ):
+    errors, caption = errors_table(runs)
+    write_table(errors, out / "errors", caption=caption)
+    tables = {
+        "budget_stats": stats.budget_table(runs),
+        "paired": stats.paired_table(runs, a["bootstrap_resamples"]),
+        "families": stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"]),
+        "consistency_stats": consistency_table(kept_frame(runs[runs["arm"] == PRUNED])),
+        "references": references_table(a["references"], runs, args.data["name"], model_name(args.model), args.method),
+    }
+    for name, df in tables.items():
         write_table(df, out / name)
+    logging.info("wrote %s for %d runs", ", ".join(["errors", *tables]), len(runs))
+
+
+def cmd_claims(args: argparse.Namespace) -> None:
+    """The claims of every experiment in one table, Holm over the study; each experiment's rows beside it."""
+    import pandas as pd
+
+    from prunestudy.claims import claims_table
+    from prunestudy.tables import claims_latex, write_table
+    from prunestudy.verdicts import HOLM_FAMILY
+
+    if not len(args.experiments) == len(args.paired) == len(args.families) == len(args.per_experiment):
+        raise ValueError("give one --paired, --families and --per-experiment per experiment, in the same order")
+    triples = zip(args.experiments, args.paired, args.families, strict=True)
+    tables = {e: (pd.read_csv(p), pd.read_csv(f)) for e, p, f in triples}
+    a = args.analysis
+    claims = claims_table(tables, a["alpha"], a["equivalence_margin"])
+    caption = f"Claims of every experiment. {HOLM_FAMILY}"
+    write_table(claims, Path(args.out).with_suffix(""), tex=claims_latex(claims), caption=caption)
+    for e, stem in zip(args.experiments, args.per_experiment, strict=True):
+        rows = claims[claims["experiment"] == e]
+        write_table(rows, Path(stem).with_suffix(""), tex=claims_latex(rows), caption=caption)
     for r in claims.itertuples():
-        logging.info("%-22s %-13s effect %+.2f pp (p_holm %.3g)", r.claim, r.verdict, r.effect_pp, r.p_holm)
+        line = f"{r.experiment:20} {r.claim:22} {r.verdict:13} {r.effect_pp:+.2f} pp (p_holm {r.p_holm:.3g})"
+        logging.info(line)
+
+
+def cmd_show_config(args: argparse.Namespace) -> None:
+    """The study's resolved config as YAML, and as an HTML page for the report's appendix."""
+    import html
+
+    import yaml
+
+    from prunestudy.artifacts import atomic_write_text
+
+    text = yaml.safe_dump(args.config, sort_keys=False)
+    atomic_write_text(args.out, text)
+    page = f"<html><head><meta charset='utf-8'></head><body><pre>{html.escape(text)}</pre></body></html>\n"
+    atomic_write_text(Path(args.out).with_suffix(".html"), page)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -553,6 +597,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from prunestudy.arch import spec_from_dict
     from prunestudy.arms import BASE, PRUNED
     from prunestudy.artifacts import read_json
+    from prunestudy.consistency import kept_frame
 
     runs = pd.read_csv(args.runs)
     out = Path(args.out_dir)
@@ -561,18 +606,13 @@ def cmd_figures(args: argparse.Namespace) -> None:
         raise ValueError(f"{len(args.trajectories)} trajectories for {len(args.seeds)} seeds")
     pairs = zip(args.seeds, args.trajectories, strict=True)
     trajectories = {s: _read_trajectory(p, pruned[pruned["seed"] == s]) for s, p in pairs}  # checked before any write
-    for x in ("params", "flops", "latency_ms"):
-        figures.save(figures.error_vs(runs, x), out / f"error_vs_{x.removesuffix('_ms')}")
+    for x in ("params", "flops", "latency_ms"):  # prune steps have no latency: only trained networks are timed
+        steps = trajectories if x != "latency_ms" else None
+        figures.save(figures.error_vs(runs, x, steps), out / f"error_vs_{x.removesuffix('_ms')}")
     figures.save(figures.budget_arms(runs), out / "budget_arms")
-    specs = pd.DataFrame(
-        {
-            "seed": pruned["seed"],
-            "budget": pruned["budget"],
-            "widths": [list(spec_from_dict(read_json(p)["spec"]).widths_vector) for p in pruned["path"]],
-        }
-    )
-    figures.save(figures.channel_profile(specs), out / "channel_profile")
-    figures.save(figures.consistency(specs), out / "consistency")
+    kept = kept_frame(pruned)
+    figures.save(figures.channel_profile(kept), out / "channel_profile")
+    figures.save(figures.consistency(kept), out / "consistency")
     if trajectories:
         base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
         figures.save(figures.trajectory_heatmap(trajectories, list(base)), out / "trajectory_heatmap")
@@ -618,8 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--member", type=float, help="k' (width), Z (bottleneck) or target param fraction (scaled)")
     p.add_argument("--member-of", default=None, help="the run's slot: the target an arch came from, or the member")
-    p.add_argument("--source-record", help="the metrics.json written beside --arch or --mask (checked against it)")
-    p.add_argument("--source-expect", type=_json, help="the run --arch or --mask must come from (JSON identity)")
+    p.add_argument("--guide", nargs="+", default=[], help="guided, uniform: every pruning seed's spec at the target")
+    p.add_argument(
+        "--source-record", nargs="+", help="the metrics.json beside --arch, --mask or each --guide (checked against it)"
+    )
+    p.add_argument(
+        "--source-expect", type=_json, help="the run --arch or --mask comes from (JSON identity; a list for --guide)"
+    )
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_train)
 
@@ -667,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("compare", help="statistics, claims and reference tables")
+    p = sub.add_parser("compare", help="errors, statistics, consistency and reference tables of one experiment")
     p.add_argument("--runs", required=True)
     p.add_argument("--method", required=True, help="the experiment's pruning method (references match on it)")
     p.add_argument("--analysis", type=_json, required=True)
@@ -675,6 +720,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=_json, required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("claims", help="the claims table of the whole study (Holm over every experiment)")
+    p.add_argument("--experiments", nargs="+", required=True)
+    p.add_argument("--paired", nargs="+", required=True, help="each experiment's paired table (CSV)")
+    p.add_argument("--families", nargs="+", required=True, help="each experiment's families table (CSV)")
+    p.add_argument("--analysis", type=_json, required=True)
+    p.add_argument("--out", required=True, help="the study's claims.csv (.md, .tex and .html beside it)")
+    p.add_argument("--per-experiment", nargs="+", required=True, help="each experiment's claims.csv")
+    p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("show-config", help="write the study's resolved config (YAML and an HTML page)")
+    p.add_argument("--config", type=_json, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_show_config)
 
     p = sub.add_parser("figures", help="every figure, as PNG and PDF")
     p.add_argument("--runs", required=True)

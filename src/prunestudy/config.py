@@ -207,6 +207,11 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
             f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
             f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != 'oneshot' else ', per target'})"
         )
+    if e["guided"] and m.name == "magnitude":
+        raise ConfigError(
+            f"config key '{at}.guided': guided architectures average the widths of pruned runs; "
+            "magnitude pruning keeps every width (it prunes weights), so there is nothing to average"
+        )
     _check_milestones(e["finetune"], f"{at}.finetune")
     _check_families(e, at, c)
 

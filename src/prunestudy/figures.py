@@ -5,6 +5,7 @@ Every function returns a matplotlib Figure so that tests can inspect axes and ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -15,12 +16,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from prunestudy.arms import BASE, RETRAINED
+from prunestudy.arms import BASE, TARGETED
 from prunestudy.paths import target_label
 from prunestudy.stats import family_curves
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
-ARM_ORDER = list(RETRAINED)
+ARM_ORDER = [*TARGETED]  # the networks of one target, in the order budget_arms draws them
+TRAJECTORY_COLOR = "#d62728"  # the blog's red curve
+# the colorblind palette without its vermilion, which a reader would take for the red curve
+FAMILY_COLORS = [c for i, c in enumerate(sns.color_palette("colorblind")) if i != 3]
 DODGE = 0.015  # relative spread along x between the families' summary markers
 
 
@@ -37,16 +41,20 @@ def _curve_key(df: pd.DataFrame) -> pd.Series:
     return df["budget"].where(df["budget"].notna(), df["member"])
 
 
-def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
+def error_vs(
+    runs: pd.DataFrame, x: str = "params", trajectories: Mapping[int, pd.DataFrame] | None = None
+) -> plt.Figure:
     """Test error against ``x`` (log axis) for every arm: each network a dot, each member a mean +- std.
 
     The mean +- std markers of the families are spread by a few percent along ``x`` (a log axis), so that
-    arms trained on the same architecture (pruned, Scratch-E, Scratch-B) do not hide one another.
+    arms trained on the same architecture (pruned, Scratch-E, Scratch-B) do not hide one another. With
+    ``trajectories`` (seed -> trajectory rows), every prune step's network is drawn too, one thin line
+    per seed: the blog's curve of every pruned-and-tuned network, from which the targets were sampled.
     """
     curves = family_curves(runs)
     curves = curves.assign(key=_curve_key(curves), test_error_pct=100 * curves["test_error"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    palette = dict(zip(sorted(curves["family"].unique()), sns.color_palette("colorblind"), strict=False))
+    palette = dict(zip(sorted(curves["family"].unique()), FAMILY_COLORS, strict=False))
     sns.scatterplot(
         data=curves, x=x, y="test_error_pct", hue="family", palette=palette, alpha=0.35, s=18, ax=ax, legend=False
     )
@@ -69,6 +77,9 @@ def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
             label=family,
             color=palette[family],
         )
+    for i, (_, steps) in enumerate(sorted((trajectories or {}).items())):
+        label = "every prune step (one line per seed)" if i == 0 else None
+        ax.plot(steps[x], 100 * steps["test_error"], lw=0.6, alpha=0.6, color=TRAJECTORY_COLOR, label=label, zorder=1)
     base = runs[runs["arm"] == BASE]
     if len(base):
         ax.scatter(base[x], 100 * base["test_error"], marker="*", s=120, color="black", label="base", zorder=5)
@@ -81,19 +92,21 @@ def error_vs(runs: pd.DataFrame, x: str = "params") -> plt.Figure:
 
 
 def budget_arms(runs: pd.DataFrame) -> plt.Figure:
-    """Per budget: fine-tuned against Scratch-E against Scratch-B, every seed shown."""
-    sub = runs[runs["arm"].isin(ARM_ORDER)].assign(test_error_pct=lambda d: 100 * d["test_error"])
+    """Per target: fine-tuned against Scratch-E against Scratch-B (and the long-base, guided and uniform
+    networks where the experiment trains them), every seed shown, the mean as a black bar."""
+    order = [a for a in ARM_ORDER if (runs["arm"] == a).any()]
+    sub = runs[runs["arm"].isin(order)].assign(test_error_pct=lambda d: 100 * d["test_error"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.stripplot(
-        data=sub, x="budget", y="test_error_pct", hue="arm", hue_order=ARM_ORDER, dodge=True, ax=ax, size=5, alpha=0.7
+        data=sub, x="budget", y="test_error_pct", hue="arm", hue_order=order, dodge=True, ax=ax, size=5, alpha=0.7
     )
     sns.pointplot(
         data=sub,
         x="budget",
         y="test_error_pct",
         hue="arm",
-        hue_order=ARM_ORDER,
-        dodge=0.53,
+        hue_order=order,
+        dodge=0.8 * (len(order) - 1) / len(order),  # where stripplot's dodge=True puts each arm
         linestyle="none",
         markers="_",
         errorbar=None,
@@ -103,12 +116,12 @@ def budget_arms(runs: pd.DataFrame) -> plt.Figure:
     )
     ax.set_xlabel("target (a parameter budget, a pruned fraction or a setting, by method)")
     ax.set_ylabel("test error (%)")
-    ax.set_title("Fine-tuned vs Scratch-E vs Scratch-B on the same architectures")
+    ax.set_title("Per target: the fine-tuned network against the from-scratch arms")
     return fig
 
 
-def _widths(specs: pd.DataFrame) -> np.ndarray:
-    return np.array([list(m) for m in specs["widths"]])
+def _kept_label(kept: pd.DataFrame) -> str:
+    return f"kept per group ({kept['unit'].iloc[0]})" if len(kept) else "kept per group"
 
 
 def _whole_groups() -> matplotlib.ticker.Locator:
@@ -116,22 +129,22 @@ def _whole_groups() -> matplotlib.ticker.Locator:
     return matplotlib.ticker.MaxNLocator(integer=True)
 
 
-def channel_profile(specs: pd.DataFrame) -> plt.Figure:
-    """Width per block against block index, one line per budget (one panel per pruning seed).
+def channel_profile(kept: pd.DataFrame) -> plt.Figure:
+    """What each group kept against group index, one line per target (one panel per pruning seed).
 
-    ``specs`` has columns seed, budget and widths (a sequence of ints per row).
+    ``kept`` has columns seed, budget, kept (a sequence per row) and unit (see :mod:`prunestudy.consistency`).
     """
-    seeds = sorted(specs["seed"].unique())
+    seeds = sorted(kept["seed"].unique())
     fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.8), squeeze=False, sharey=True)
-    colors = sns.color_palette("viridis", specs["budget"].nunique())
+    colors = sns.color_palette("viridis", kept["budget"].nunique())
     for ax, seed in zip(axes[0], seeds, strict=True):
-        for color, (budget, g) in zip(colors, specs[specs["seed"] == seed].groupby("budget"), strict=False):
-            widths = g["widths"].iloc[0]
+        for color, (budget, g) in zip(colors, kept[kept["seed"] == seed].groupby("budget"), strict=False):
+            widths = g["kept"].iloc[0]
             ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
         ax.set_xlabel("prunable group (block or layer)")
         ax.xaxis.set_major_locator(_whole_groups())
         ax.set_title(f"pruning seed {seed}")
-    axes[0][0].set_ylabel("channels kept per group")
+    axes[0][0].set_ylabel(_kept_label(kept))
     axes[0][-1].legend(title="target", fontsize=7)
     return fig
 
@@ -162,20 +175,28 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
     return fig
 
 
-def consistency(specs: pd.DataFrame) -> plt.Figure:
-    """Across pruning seeds: mean +- std width per block at each budget, and the coefficient of variation."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colors = sns.color_palette("viridis", specs["budget"].nunique())
-    for color, (budget, g) in zip(colors, specs.groupby("budget"), strict=False):
-        w = _widths(g)
-        mean, sd = w.mean(0), w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
+def consistency(kept: pd.DataFrame) -> plt.Figure:
+    """Across pruning seeds, one panel per target: each seed's kept widths (thin) and their mean +- std."""
+    budgets = sorted(kept["budget"].unique(), key=str)
+    cols = min(3, len(budgets))  # wrap after three panels, so that each stays readable
+    rows = -(-len(budgets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(budgets) :]:
+        ax.set_visible(False)
+    seeds = sorted(kept["seed"].unique())
+    colors = dict(zip(seeds, sns.color_palette("colorblind", len(seeds)), strict=True))
+    for ax, budget in zip(axes.flat, budgets, strict=False):
+        g = kept[kept["budget"] == budget]
+        w = np.array([list(v) for v in g["kept"]], dtype=float)
         idx = np.arange(w.shape[1])
-        ax1.errorbar(idx, mean, yerr=sd, marker="o", ms=3, capsize=2, color=color, label=target_label(budget))
-        cv = np.divide(sd, mean, out=np.zeros_like(mean, dtype=float), where=mean > 0)
-        ax2.plot(idx, cv, marker="o", ms=3, color=color, label=target_label(budget))
-    ax1.set(xlabel="prunable group", ylabel="channels, mean ± std over seeds", title="Width per group across seeds")
-    ax2.set(xlabel="prunable group", ylabel="coefficient of variation", title="Between-seed variation")
-    for ax in (ax1, ax2):
+        for seed, row in zip(g["seed"], w, strict=True):
+            ax.plot(idx, row, lw=0.8, alpha=0.7, color=colors[seed], label=f"seed {seed}")
+        sd = w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
+        ax.errorbar(idx, w.mean(0), yerr=sd, color="black", marker="o", ms=3, capsize=2, lw=1.5, label="mean ± std")
+        ax.set(xlabel="prunable group (block or layer)", title=f"target {target_label(budget)}")
         ax.xaxis.set_major_locator(_whole_groups())
-    ax1.legend(title="target", fontsize=7)
+    for row in axes:
+        row[0].set_ylabel(_kept_label(kept))
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
     return fig

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-TABLES = ("claims", "budget_stats", "paired", "families", "references")
+# an experiment's tables: what `prunestudy compare` writes from its runs, then its rows of the study's claims
+COMPARE_TABLES = ("errors", "budget_stats", "paired", "families", "consistency_stats", "references")
+TABLES = ("claims", *COMPARE_TABLES)
 FIGURES = (
     "error_vs_params",
     "error_vs_flops",
@@ -20,6 +22,27 @@ FIGURES = (
     "consistency",
 )
 TRAJECTORY_FIGURES = ("trajectory_heatmap",)  # iterative methods only
+
+# The report: the study's claims first, then one section per experiment (its claims table first, the
+# published numbers beside it), then the config. Snakemake sorts sections and subsections by name.
+STUDY_SECTION = "1. Study"
+APPENDIX_SECTION = "3. Appendix"
+REPORT_SECTIONS = {
+    "claims": "1. Claims",
+    "references": "2. Published numbers beside reproduced ones",
+    "errors": "3. Test error per target and arm",
+    "figures": "4. Figures",
+    "budget_stats": "5. Statistics",
+    "paired": "5. Statistics",
+    "families": "5. Statistics",
+    "consistency_stats": "5. Statistics",
+    "runs": "6. Every trained network",
+}
+
+
+def report_section(experiment: str = "{experiment}") -> str:
+    """An experiment's section of the report (a Snakemake report category)."""
+    return f"2. Experiment {experiment}"  # no colon: docutils would read it as a link target
 
 
 def figures(kind: str) -> tuple[str, ...]:
@@ -100,8 +123,22 @@ class StudyPaths:
     ) -> str:
         return f"{self._exp(experiment)}/family/{kind}/{member}/seed{seed}/metrics.json"
 
+    def guide_metrics(
+        self,
+        experiment: str = "{experiment}",
+        guide: str = "{guide}",
+        target: str = "{target}",
+        seed: object = "{seed}",
+    ) -> str:
+        """A guided architecture (or its uniform control) of one target, trained from scratch."""
+        return f"{self._exp(experiment)}/guided/{guide}/target{target}/seed{seed}/metrics.json"
+
     def runs(self, experiment: str = "{experiment}") -> str:
         return f"{self._exp(experiment)}/runs.csv"
+
+    def runs_html(self, experiment: str = "{experiment}") -> str:
+        """The runs table as the report shows it."""
+        return f"{self._exp(experiment)}/runs.html"
 
     def latency(self, experiment: str = "{experiment}") -> str:
         """Latency of every distinct network of the experiment, measured by one job alone on its device."""
@@ -112,6 +149,14 @@ class StudyPaths:
 
     def figure(self, experiment: str = "{experiment}", figure: str = "{figure}", ext: str = "png") -> str:
         return f"{self._exp(experiment)}/figures/{figure}.{ext}"
+
+    def study_table(self, table: str = "{table}", ext: str = "csv") -> str:
+        """A table of the whole study (the claims of every experiment, Holm over all of them)."""
+        return f"{self.root}/tables/{table}.{ext}"
+
+    def study_config(self, ext: str = "yaml") -> str:
+        """The study's resolved config, every default filled in: the report's appendix."""
+        return f"{self.root}/config.{ext}"
 
     def log(self, stage: str, *parts: str) -> str:
         return "/".join([self.root, "logs", stage, *parts]) + ".log"

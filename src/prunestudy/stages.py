@@ -12,5 +12,6 @@ LOGIC_VERSIONS: dict[str, int] = {
     "prune": 2,  # prune_chunk, trajectory
     "extract": 1,  # extract_arch
     "latency": 1,  # latency (one job per experiment, alone on its device)
-    "analysis": 1,  # collect, compare, figures
+    # 2: claims per (claim, experiment) with Holm over the study; errors and consistency tables; guided arms
+    "analysis": 2,  # collect, compare, claims, figures
 }

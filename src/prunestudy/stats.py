@@ -16,11 +16,12 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from prunestudy.arms import CURVES, PRUNED, PRUNED_LONG, RETRAINED, SCRATCH_B, SCRATCH_E
+from prunestudy.arms import CURVES, GUIDED, PRUNED, PRUNED_LONG, RETRAINED, SCRATCH_B, SCRATCH_E, TARGETED, UNIFORM
 
 ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
-# (tuned, scratch) pairs over (budget, seed); the last is the blog's control: a large network trained as long
-PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B))
+# (worse, better) pairs over (target, seed): tuned vs scratch; the blog's control (a large network trained
+# as long); and Liu's guided architectures against uniform narrowing to the same params
+PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B), (UNIFORM, GUIDED))
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -104,21 +105,20 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_table(runs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Across budgets: fine-tuned vs each scratch regime (and the long-base control vs Scratch-B), paired by
-    (budget, seed) (Wilcoxon signed-rank)."""
-    arms = [*RETRAINED, PRUNED_LONG]
-    piv = runs[runs["arm"].isin(arms)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
+    """Across targets: fine-tuned vs each scratch regime, the long-base control vs Scratch-B and uniform vs
+    guided, paired by (target, seed) (Wilcoxon signed-rank); ``mean_diff`` > 0 favours the second arm."""
+    piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
     rows = []
-    for tuned, regime in PAIRED:
-        if regime not in piv or tuned not in piv:
+    for worse, better in PAIRED:
+        if better not in piv or worse not in piv:
             continue
-        pair = piv[[tuned, regime]].dropna()
-        d = (pair[tuned] - pair[regime]).to_numpy()  # > 0: scratch has lower error
+        pair = piv[[worse, better]].dropna()
+        d = (pair[worse] - pair[better]).to_numpy()  # > 0: the second arm has lower error
         p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else float("nan")
         lo, hi = bootstrap_ci(d, n_resamples, seed)
         rows.append(
             {
-                "comparison": f"{tuned} - {regime}",
+                "comparison": f"{worse} - {better}",
                 "n_pairs": len(d),
                 "mean_diff": float(d.mean()),
                 "ci_low": lo,

@@ -7,20 +7,33 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from prunestudy.arms import BASE, TARGETED
 from prunestudy.artifacts import atomic_write_text
 
 
-def write_table(df: pd.DataFrame, stem: str | Path, floatfmt: str = ".4g") -> None:
-    """``stem``.csv, .md, .tex and .html (the last for the report), each written atomically."""
+def write_table(
+    df: pd.DataFrame, stem: str | Path, floatfmt: str = ".4g", tex: pd.DataFrame | None = None, caption: str = ""
+) -> None:
+    """``stem``.csv, .md, .tex and .html (the last for the report), each written atomically.
+
+    The LaTeX table uses booktabs rules; ``tex`` replaces ``df`` there when a paper wants fewer,
+    formatted columns, and ``caption`` (with ``tex``) wraps it in a table environment.
+    """
     stem = Path(stem)
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
     md = df.to_markdown(index=False, floatfmt=floatfmt) if len(df) else "_(no rows)_"
     atomic_write_text(stem.with_suffix(".md"), md + "\n")
-    atomic_write_text(stem.with_suffix(".tex"), df.to_latex(index=False, float_format=lambda x: f"{x:{floatfmt}}"))
-    html = df.to_html(index=False, float_format=lambda x: f"{x:{floatfmt}}", na_rep="", border=0)
-    atomic_write_text(
-        stem.with_suffix(".html"), f"<html><head><meta charset='utf-8'>{_STYLE}</head><body>{html}</body></html>\n"
+    latex = (tex if tex is not None else df).to_latex(
+        index=False, float_format=lambda x: f"{x:{floatfmt}}", caption=caption or None, na_rep="--"
     )
+    atomic_write_text(stem.with_suffix(".tex"), latex.replace("±", r"$\pm$"))
+    write_html(df, stem.with_suffix(".html"), floatfmt)
+
+
+def write_html(df: pd.DataFrame, path: str | Path, floatfmt: str = ".4g") -> None:
+    """A table as a standalone HTML page, the form the report shows (it cannot show a CSV inline)."""
+    html = df.to_html(index=False, float_format=lambda x: f"{x:{floatfmt}}", na_rep="", border=0)
+    atomic_write_text(path, f"<html><head><meta charset='utf-8'>{_STYLE}</head><body>{html}</body></html>\n")
 
 
 _STYLE = (
@@ -67,3 +80,44 @@ def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: 
             }
         )
     return pd.DataFrame(rows)
+
+
+def mean_std(values: pd.Series) -> str:
+    """Test errors (fractions) as "mean ± std" in percent; one value has no std."""
+    pct = 100 * values.to_numpy(dtype=float)
+    return f"{pct.mean():.2f} ± {pct.std(ddof=1):.2f}" if len(pct) > 1 else f"{pct.mean():.2f}"
+
+
+def errors_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per target, every arm's final-epoch test error as mean ± std in percent, as the papers' tables give it.
+
+    Returns the table and its caption, which states the number of seeds behind each cell.
+    """
+    base = runs[runs["arm"] == BASE]
+    sub = runs[runs["arm"].isin(TARGETED)]
+    arms = [a for a in TARGETED if (sub["arm"] == a).any()]
+    rows = []
+    for budget, g in sub.groupby("budget", sort=True):
+        pruned = g[g["arm"] == arms[0]]
+        row = {"target": budget, "params": round(pruned["params"].mean()), "unpruned": mean_std(base["test_error"])}
+        row.update({a: mean_std(g.loc[g["arm"] == a, "test_error"]) for a in arms if (g["arm"] == a).any()})
+        rows.append(row)
+    counts = sorted({*sub.groupby(["arm", "budget"]).size(), *([len(base)] if len(base) else [])})
+    seeds = " to ".join(map(str, (counts[0], counts[-1]) if len(counts) > 1 else counts)) if counts else "0"
+    caption = f"Test error (\\%) at the final epoch, mean ± std over {seeds} seeds; params of the pruned network."
+    return pd.DataFrame(rows, columns=["target", "params", "unpruned", *arms]), caption
+
+
+def claims_latex(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as a paper prints it: effect with its CI, the corrected p-value and the verdict."""
+    return pd.DataFrame(
+        {
+            "Experiment": claims["experiment"],
+            "Claim": claims["claim"],
+            "Effect (pp) [95% CI]": [
+                f"{r.effect_pp:+.2f} [{r.ci_low_pp:+.2f}, {r.ci_high_pp:+.2f}]" for r in claims.itertuples()
+            ],
+            "$p_\\mathrm{Holm}$": [f"{p:.3g}" for p in claims["p_holm"]],
+            "Verdict": claims["verdict"],
+        }
+    )

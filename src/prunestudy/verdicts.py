@@ -1,4 +1,4 @@
-"""The verdict rule of the claims table: one source for the code and the report's caption.
+"""The verdict rule and the Holm family of the claims table: one source for the code and the report.
 
 Torch- and pandas-free, so that the Snakefile can put the rule's text into the report.
 """
@@ -13,6 +13,12 @@ VERDICT_RULE = (
     '"matches or beats" claims are *contradicted* when p < alpha and the effect is negative; *supported* '
     "when p < alpha and the effect is positive, or when the CI's lower bound lies above minus the "
     "equivalence margin; *inconclusive* otherwise."
+)
+
+HOLM_FAMILY = (
+    "Holm's correction runs once over the whole study: every distinct comparison in the claims table, one "
+    "(experiment, worse arm, better arm) each, is one test of the family; claims that rest on the same "
+    "comparison of one experiment share its corrected p-value."
 )
 
 

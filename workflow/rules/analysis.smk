@@ -27,15 +27,13 @@ rule collect:
         metrics=run_metrics,
         latency=P.latency(),
     output:
-        report(
-            P.runs(),
+        runs=P.runs(),
+        html=report(
+            P.runs_html(),
             caption="../report/runs.rst",
-            category="3. Tables",
-            subcategory="{experiment}",
-            labels={
-                "experiment": "{experiment}",
-                "table": "runs (one row per trained network)",
-            },
+            category=paths.report_section(),
+            subcategory=paths.REPORT_SECTIONS["runs"],
+            labels={"table": "runs (one row per trained network)"},
         ),
     log:
         P.log("collect", "{experiment}"),
@@ -47,7 +45,7 @@ rule collect:
     shell:
         "prunestudy collect {input.metrics:q} --latency {input.latency:q} --expect {params.expect:q} "
         "--experiment {wildcards.experiment} "
-        "--out {output:q} > {log} 2>&1"
+        "--out {output.runs:q} > {log} 2>&1"
 
 
 rule compare:
@@ -57,18 +55,18 @@ rule compare:
     output:
         [
             P.table(table=t, ext=ext)
-            for t in paths.TABLES
+            for t in paths.COMPARE_TABLES
             for ext in ("csv", "md", "tex")
         ],
         [
             report(
                 P.table(table=t, ext="html"),
                 caption=f"../report/{t}.rst",
-                category="1. Claims" if t == "claims" else "3. Tables",
-                subcategory="{experiment}",
-                labels={"experiment": "{experiment}", "table": t},
+                category=paths.report_section(),
+                subcategory=paths.REPORT_SECTIONS[t],
+                labels={"table": t},
             )
-            for t in paths.TABLES
+            for t in paths.COMPARE_TABLES
         ],
     log:
         P.log("compare", "{experiment}"),
@@ -86,6 +84,70 @@ rule compare:
         "--model {params.model:q} --method {params.method} --out-dir {params.out:q} > {log} 2>&1"
 
 
+rule claims:
+    input:
+        paired=[P.table(experiment=e, table="paired") for e in EXPERIMENTS],
+        families=[P.table(experiment=e, table="families") for e in EXPERIMENTS],
+    output:
+        [P.study_table(table="claims", ext=ext) for ext in ("md", "tex")],
+        report(
+            P.study_table(table="claims", ext="html"),
+            caption="../report/study_claims.rst",
+            category=paths.STUDY_SECTION,
+            subcategory="Claims of every experiment",
+            labels={"table": "claims (Holm over the study)"},
+        ),
+        [
+            P.table(experiment=e, table="claims", ext=ext)
+            for e in EXPERIMENTS
+            for ext in ("csv", "md", "tex")
+        ],
+        [
+            report(
+                P.table(experiment=e, table="claims", ext="html"),
+                caption="../report/claims.rst",
+                category=paths.report_section(e),
+                subcategory=paths.REPORT_SECTIONS["claims"],
+                labels={"table": "claims"},
+            )
+            for e in EXPERIMENTS
+        ],
+        study=P.study_table(table="claims"),
+    log:
+        P.log("claims", "study"),
+    conda:
+        "../envs/prunestudy.yaml"
+    params:
+        logic=LOGIC["analysis"],
+        analysis=slice_json("analysis"),
+        experiments=list(EXPERIMENTS),
+        per_experiment=[P.table(experiment=e, table="claims") for e in EXPERIMENTS],
+    shell:
+        "prunestudy claims --experiments {params.experiments:q} --paired {input.paired:q} "
+        "--families {input.families:q} --analysis {params.analysis:q} --out {output.study:q} "
+        "--per-experiment {params.per_experiment:q} > {log} 2>&1"
+
+
+rule study_config:
+    output:
+        yaml=P.study_config(),
+        html=report(
+            P.study_config(ext="html"),
+            caption="../report/config.rst",
+            category=paths.APPENDIX_SECTION,
+            subcategory="Configuration",
+            labels={"file": "the study's resolved config"},
+        ),
+    log:
+        P.log("config", "study"),
+    conda:
+        "../envs/prunestudy.yaml"
+    params:
+        config=canonical({k: v for k, v in config.items() if k not in REPORT_TEXT}),
+    shell:
+        "prunestudy show-config --config {params.config:q} --out {output.yaml:q} > {log} 2>&1"
+
+
 rule figures:
     input:
         runs=P.runs(),
@@ -98,9 +160,9 @@ rule figures:
             report(
                 P.figure(figure=f),
                 caption=f"../report/{f}.rst",
-                category="2. Figures",
-                subcategory="{experiment}",
-                labels={"experiment": "{experiment}", "figure": f},
+                category=paths.report_section(),
+                subcategory=paths.REPORT_SECTIONS["figures"],
+                labels={"figure": f},
             )
             for f in paths.figures("iterative")
         ],
@@ -128,9 +190,9 @@ rule figures_oneshot:
             report(
                 P.figure(figure=f),
                 caption=f"../report/{f}.rst",
-                category="2. Figures",
-                subcategory="{experiment}",
-                labels={"experiment": "{experiment}", "figure": f},
+                category=paths.report_section(),
+                subcategory=paths.REPORT_SECTIONS["figures"],
+                labels={"figure": f},
             )
             for f in paths.figures("oneshot")
         ],

@@ -12,7 +12,7 @@ from prunestudy.config import ConfigError, apply_overrides, base_name, validate
 from prunestudy.methods import method
 from prunestudy.records import identity
 from prunestudy.stages import LOGIC_VERSIONS as LOGIC
-from prunestudy.verdicts import VERDICT_RULE
+from prunestudy.verdicts import HOLM_FAMILY, VERDICT_RULE
 
 try:
     apply_overrides(config, workflow.config_settings.config or {})
@@ -20,9 +20,9 @@ try:
 except ConfigError as err:
     sys.exit(f"prunestudy: {err}")
 
-config["verdict_rule"] = (
-    VERDICT_RULE  # for the claims caption; not a setting, so after validation
-)
+# for the report's captions; not settings, so after validation (and left out of the study's config)
+REPORT_TEXT = {"verdict_rule": VERDICT_RULE, "holm_family": HOLM_FAMILY}
+config.update(REPORT_TEXT)
 
 
 onstart:
@@ -112,6 +112,7 @@ wildcard_constraints:
     chunk=r"\d{3}",
     target=r"[A-Za-z0-9._-]+",
     regime="|".join(arms.SCRATCH),
+    guide="|".join(arms.GUIDE),
 
 
 def slice_json(key):
@@ -222,6 +223,10 @@ def run_slots(experiment):
             for t in targets(e):
                 path = f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
                 out.append((path, identity(e, arms.PRUNED_LONG, s, t)))
+        for guide in arms.GUIDE if EXPERIMENTS[e]["guided"] else ():
+            for t in targets(e):
+                path = P.guide_metrics(experiment=e, guide=guide, target=t, seed=s)
+                out.append((path, identity(e, guide, s, t)))
         for kind_ in arms.FAMILY_ARMS:
             for m in members(e, kind_):
                 path = P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
@@ -248,6 +253,20 @@ def pruned_source(wc):
     }
 
 
+def guide_sources(wc):
+    """Every pruning seed's spec at the job's target, and the record each was written beside."""
+    return {
+        "sources": [
+            P.arch_spec(experiment=wc.experiment, seed=s, target=wc.target)
+            for s in SEEDS
+        ],
+        "records": [
+            P.arch_metrics(experiment=wc.experiment, seed=s, target=wc.target)
+            for s in SEEDS
+        ],
+    }
+
+
 def source_expect(experiment, seed, target):
     return canonical(
         {
@@ -260,9 +279,9 @@ def source_expect(experiment, seed, target):
 
 
 def all_targets():
-    out = []
+    out = [P.study_table(table="claims"), P.study_config(ext="html")]
     for e in EXPERIMENTS:
-        out.append(P.runs(experiment=e))
+        out += [P.runs(experiment=e), P.runs_html(experiment=e)]
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]
         out += [P.figure(experiment=e, figure=f) for f in paths.figures(kind(e))]
     return out

@@ -101,3 +101,37 @@ rule scaled:
         out=subpath(output[0], parent=True),
     shell:
         TRAIN_CMD
+
+
+rule guide:
+    input:
+        unpack(guide_sources),
+    output:
+        P.guide_metrics(),
+    log:
+        P.log("guide", "{experiment}", "{guide}", "target{target}", "seed{seed}"),
+    conda:
+        "../envs/prunestudy.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+        jobs_per_gpu=JOBS_PER_GPU,
+    params:
+        logic=LOGIC["train"],
+        arm=lambda wc: wc.guide,
+        data=slice_json("data"),
+        model=exp_json("model"),
+        recipe=slice_json("train"),
+        threads=config["threads"],
+        compile=COMPILE,
+        scratch_e="{}",
+        scratch_b="{}",
+        extra=lambda wc, input: f"--guide {' '.join(input.sources)} --source-record {' '.join(input.records)} "
+        f"--member-of {wc.target}",
+        expect=lambda wc: canonical(
+            [json.loads(source_expect(wc.experiment, s, wc.target)) for s in SEEDS]
+        ),
+        device=config["device"],
+        out=subpath(output[0], parent=True),
+    shell:
+        TRAIN_CMD

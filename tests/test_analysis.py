@@ -1,0 +1,125 @@
+"""Analysis per experiment: guided architectures, consistency across runs, paper tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunestudy.arms import GUIDED, UNIFORM, plan
+from prunestudy.budgets import guided_spec
+from prunestudy.config import base_spec
+from prunestudy.consistency import consistency_table, mean_correlation
+from prunestudy.recipe import Recipe
+from prunestudy.tables import claims_latex, errors_table, write_table
+
+VGG = {"family": "vgg", "cfg": [8, 8, "M", 16, 16]}
+
+
+def _base():
+    return base_spec(VGG, {"name": "digits"})
+
+
+def test_guided_widths_are_the_mean_kept_ratio_of_the_runs_times_the_base_widths():
+    base = _base()
+    assert base.widths_vector == (8, 8, 16, 16)
+    runs = [base.with_widths([4, 8, 2, 16]), base.with_widths([6, 7, 5, 15]), base.with_widths([5, 8, 2, 1])]
+    # ratios: 15/24, 23/24, 9/48, 32/48 -> widths 5 (4.999...), 7.67 -> 8, 3, 10.67 -> 11
+    assert guided_spec(base, runs).widths_vector == (5, 8, 3, 11)
+    removed = base.with_widths([1, 1, 1, 1])
+    assert guided_spec(base, [removed, removed]).widths_vector == (1, 1, 1, 1)  # never rounded away to 0
+    with pytest.raises(ValueError, match="groups"):
+        guided_spec(base, [base_spec({"family": "vgg", "cfg": [8, "M", 16]}, {"name": "digits"})])
+
+
+def test_uniform_is_the_large_network_narrowed_by_one_factor_to_the_guided_params():
+    base, recipe = _base(), Recipe(epochs=3, batch_size=8, lr=0.1)
+    runs = [base.with_widths([4, 8, 2, 16]), base.with_widths([6, 6, 4, 12])]
+    guided = plan(GUIDED, base, recipe, guide=runs)
+    uniform = plan(UNIFORM, base, recipe, guide=runs)
+    assert guided.spec.widths_vector == (5, 7, 3, 14) and guided.recipe == recipe
+    assert uniform.extra["target_params"] == guided.spec.param_count()
+    assert abs(uniform.spec.param_count() - guided.spec.param_count()) <= 0.05 * guided.spec.param_count()
+    ratios = np.array(uniform.spec.widths_vector) / np.array(base.widths_vector)
+    assert np.ptp(ratios) <= 1 / 8 + 1e-9  # one common factor, up to rounding to whole channels
+    with pytest.raises(ValueError, match="every pruning seed"):
+        plan(GUIDED, base, recipe)
+
+
+def test_consistency_table_by_hand():
+    kept = pd.DataFrame(
+        {
+            "seed": [1, 2, 3, 1, 2, 3],
+            "budget": [0.4] * 3 + [0.6] * 3,
+            "kept": [[4, 8, 2], [6, 8, 5], [4, 8, 2], [1, 2, 3], [3, 2, 1], [1, 2, 3]],
+            "unit": "channels",
+        }
+    )
+    t = consistency_table(kept).set_index(["target", "group"])
+    # group 0 at 0.4 kept 4, 6, 4: mean 14/3, sample std sqrt(4/3)
+    assert t.loc[(0.4, 0), "mean"] == pytest.approx(14 / 3) and t.loc[(0.4, 0), "std"] == pytest.approx(np.sqrt(4 / 3))
+    assert t.loc[(0.4, 0), "cv"] == pytest.approx(np.sqrt(4 / 3) * 3 / 14) and t.loc[(0.4, 1), "cv"] == 0
+    # 0.4: [6, 8, 5] = 8 + (v - 8) / 2 for v = [4, 8, 2]: every pair is perfectly correlated
+    assert t.loc[(0.4, 2), "mean_between_run_corr"] == pytest.approx(1.0)
+    # 0.6: pairs (1,2): -1, (1,3): 1, (2,3): -1 -> mean -1/3
+    assert t.loc[(0.6, 0), "mean_between_run_corr"] == pytest.approx(-1 / 3)
+    assert t["n_seeds"].eq(3).all() and len(t) == 6
+    assert np.isnan(mean_correlation([[1, 2, 3]])) and np.isnan(mean_correlation([[1, 2, 3], [2, 2, 2]]))
+
+
+def _runs():
+    rows = [{"arm": "base", "budget": None, "seed": s, "params": 100, "test_error": e} for s, e in ((1, 0.1), (2, 0.1))]
+    for arm, errs in (("pruned", (0.2, 0.22)), ("scratch-E", (0.18, 0.19)), ("scratch-B", (0.15, 0.17))):
+        rows += [{"arm": arm, "budget": 0.5, "seed": 1 + i, "params": 50, "test_error": e} for i, e in enumerate(errs)]
+    return pd.DataFrame(rows)
+
+
+def test_errors_table_gives_mean_and_std_in_percent_with_the_number_of_seeds(tmp_path):
+    table, caption = errors_table(_runs())
+    assert list(table.columns) == ["target", "params", "unpruned", "pruned", "scratch-E", "scratch-B"]
+    row = table.iloc[0]
+    assert row["unpruned"] == "10.00 ± 0.00"
+    assert row["pruned"] == "21.00 ± 1.41" and row["scratch-B"] == "16.00 ± 1.41" and row["params"] == 50
+    assert "over 2 seeds" in caption
+    write_table(table, tmp_path / "errors", caption=caption)
+    tex = (tmp_path / "errors.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "21.00 $\\pm$ 1.41" in tex and "\\caption{Test error (\\%)" in tex and "±" not in tex
+
+
+def test_the_claims_latex_table_keeps_the_verdict_and_formats_the_effect():
+    claims = pd.DataFrame(
+        {
+            "experiment": ["e"],
+            "claim": ["liu-scratch-b"],
+            "effect_pp": [1.234],
+            "ci_low_pp": [-0.5],
+            "ci_high_pp": [2.0],
+            "p_holm": [0.0123],
+            "verdict": ["inconclusive"],
+        }
+    )
+    t = claims_latex(claims)
+    assert t.iloc[0].tolist() == ["e", "liu-scratch-b", "+1.23 [-0.50, +2.00]", "0.0123", "inconclusive"]
+    assert t.columns[-1] == "Verdict"
+
+
+def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside_it(tmp_path):
+    from prunestudy.artifacts import ArtifactError, file_digest, write_json
+    from prunestudy.cli import _check_sources
+
+    specs, records, expected = [], [], []
+    for seed in (1, 2):
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        (folder / "spec.json").write_text(_base().with_widths([seed, 8, 16, 16]).to_json())
+        ident = {"experiment": "e", "arm": "pruned", "seed": seed, "slot": "0.4"}
+        write_json(
+            folder / "metrics.json", {"identity": ident, "outputs": {"spec.json": file_digest(folder / "spec.json")}}
+        )
+        specs.append(str(folder / "spec.json"))
+        records.append(str(folder / "metrics.json"))
+        expected.append(ident)
+    assert set(_check_sources(specs, records, expected)) == {"source1", "source2"}
+    with pytest.raises(ValueError, match="one --source-record and one --source-expect each"):
+        _check_sources(specs, records[:1], expected)
+    with pytest.raises(ArtifactError, match="seed"):  # the specs of two seeds given the other way round
+        _check_sources(specs[::-1], records[::-1], expected)
