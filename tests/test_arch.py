@@ -133,3 +133,21 @@ def test_plain_layers_refuse_to_be_emptied_by_spec():
     spec = vgg(cfg=(4, "M", 8), image_size=8, in_channels=1)
     with pytest.raises(ValueError, match="positive widths"):
         spec.kept({"layers.0": []})
+
+
+def test_the_layer_counter_by_hand():
+    import pytest
+
+    from prunestudy.arch.base import Layer
+    from prunestudy.arch.counting import count
+
+    conv = Layer("conv", cin=2, cout=4, kernel=3, size=5)  # 72 weights, each used at 25 pixels
+    linear = Layer("linear", cin=4, cout=10)  # 40 weights and 10 biases
+    assert count([conv]) == (72, 2 * 72 * 25)
+    assert count([linear]) == (50, 2 * 40)
+    assert count([Layer("bn", cin=4, cout=4)]) == (8, 0)
+    assert count([Layer("scale", cin=3, cout=3)]) == (3, 0)
+    assert count([conv, linear, Layer("bn", cin=4, cout=4)]) == (130, 2 * (1800 + 40))
+    assert count([Layer("conv", cin=3, cout=5, kernel=1, size=2)]) == (15, 2 * 15 * 4)
+    with pytest.raises(ValueError, match="unknown layer kind 'pool'"):
+        count([Layer("pool", cin=1, cout=1)])

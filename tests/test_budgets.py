@@ -73,3 +73,31 @@ def test_first_step_at_or_below():
     assert first_step_at_or_below([100, 80, 60, 40], 79.9) == 2
     with pytest.raises(ValueError, match="never reaches"):
         first_step_at_or_below([100, 80], 50)
+
+
+def test_scratch_b_rounds_the_epochs_and_floors_the_cap():
+    from prunestudy.budgets import longest_scratch_b
+
+    assert scratch_b_epochs(10, 135, 100, None) == 14  # 13.5 rounds to the even 14
+    assert scratch_b_epochs(10, 125, 100, None) == 12  # 12.5 rounds to the even 12
+    assert scratch_b_epochs(10, 1301, 1000, None) == 13  # 13.01 rounds down
+    assert scratch_b_epochs(15, 400, 100, 1.5) == 22  # the cap 1.5 x 15 = 22.5 floors to 22
+    assert scratch_b_epochs(15, 101, 100, 1.5) == 15  # under the cap: round(15.15)
+    # the blog's control trains as long as the longest Scratch-B: the smallest pruned network's
+    assert longest_scratch_b(10, 400, [300, 100, 200], None) == 40
+    assert longest_scratch_b(10, 400, [300, 100, 200], 2) == 20
+
+
+def test_scaling_keeps_removed_groups_removed_and_every_other_group_at_least_one_channel():
+    base = wrn(10, 2, in_channels=1, image_size=8)
+    source = base.with_mids((0, 20, 40))
+    tiny, _ = scale_to_params(source, round(0.01 * base.param_count()))
+    assert tiny.mids[0] == 0 and min(tiny.mids[1:]) >= 1
+    with pytest.raises(ValueError, match="cannot scale"):
+        scale_to_params(source, 10**12)
+
+
+def test_the_error_for_a_short_trajectory_says_where_it_ends():
+    with pytest.raises(ValueError, match=r"reaches 50 params.*ends at 80"):
+        first_step_at_or_below([100, 80], 50)
+    assert first_step_at_or_below([100, 80, 60], 100) == 0

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -79,3 +80,55 @@ def test_capture_raises_no_warnings():
         capture.step()
         capture.close()
     assert set(capture.saliency()) == {"blocks.0", "blocks.1", "blocks.2"}
+
+
+def test_fisher_settings_give_the_tuning_recipe_and_the_chunks():
+    from prunestudy.methods.fisher import FisherParams
+    from prunestudy.recipe import Recipe
+
+    p = FisherParams(max_prunes=250, chunk=100, lr=0.002, batch_size=64, momentum=0.8, weight_decay=1e-4)
+    assert p.recipe == Recipe(epochs=1, batch_size=64, lr=0.002, momentum=0.8, weight_decay=1e-4, schedule="constant")
+    assert p.chunks == 3 and [p.chunk_range(c) for c in range(3)] == [(0, 100), (100, 200), (200, 250)]
+    assert FisherParams(max_prunes=200, chunk=100).chunks == 2
+
+
+def test_saliency_is_the_mean_over_steps_and_a_closed_capture_stops_counting():
+    spec = tiny_spec()
+    model = spec.build()
+    capture = FisherCapture(model, spec)
+    with pytest.raises(RuntimeError, match="no fine-tuning step"):
+        capture.saliency()
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    F.cross_entropy(model(x), y).backward()
+    capture.step()
+    once = {k: v.clone() for k, v in capture.saliency().items()}
+    F.cross_entropy(model(x), y).backward()  # the same batch again: the same Delta, summed
+    capture.step()
+    assert all(torch.allclose(capture.saliency()[k], once[k]) for k in once)
+    assert all(torch.allclose(capture.sums[k], 2 * once[k]) for k in once)
+    with torch.no_grad():
+        model(x)  # no gradient flows: nothing is captured
+    capture.close()
+    F.cross_entropy(model(x), y).backward()
+    assert all(torch.allclose(capture.sums[k], 2 * once[k]) for k in once)
+
+
+def test_choose_channel_returns_the_score_and_ties_go_to_the_first_group():
+    from prunestudy.methods.fisher import Fisher, FisherParams
+
+    spec = tiny_spec(mids=(3, 3, 3))
+    sal = {f"blocks.{b}": torch.tensor([0.3, 0.2, 0.4]) for b in range(3)}
+    assert choose_channel(sal, spec) == (0, 1, pytest.approx(0.2))
+    beta, base = 2.0, 10 * spec.flops()
+    fewer = list(spec.mids)
+    fewer[2] -= 1
+    saved = (spec.flops() - spec.with_widths(fewer).flops()) / base
+    group, channel, score = choose_channel({"blocks.2": sal["blocks.2"]}, spec, beta, base)
+    assert (group, channel) == (2, 1) and score == pytest.approx(0.2 - beta * saved)
+
+    class Captured:
+        def saliency(self):
+            return sal
+
+    removal, score = Fisher.select(Captured(), spec, FisherParams(), spec.flops())
+    assert removal == {"blocks.0": [1]} and score == pytest.approx(0.2)

@@ -69,3 +69,50 @@ def test_a_mask_saves_as_tensors_and_loads_beside_its_spec(tmp_path):
     again_spec, again = masks.load(tmp_path / "mask.pt")
     assert again_spec == spec and again.keys() == mask.keys()
     assert all(torch.equal(again[n], mask[n]) for n in mask)
+
+
+def test_a_mask_that_does_not_fit_the_network_is_refused_by_name():
+    import pytest
+
+    model = vgg(cfg=(8, "M", 16, 16), in_channels=1, image_size=8).build()
+    shape = dict(model.named_parameters())["layers.1.conv.weight"].shape
+    with pytest.raises(ValueError, match=r"layers\.9\.conv\.weight"):
+        masks.check(model, {"layers.9.conv.weight": torch.ones(shape, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"layers\.1\.conv\.weight \(1, 1, 3, 3\)"):
+        masks.check(model, {"layers.1.conv.weight": torch.ones(1, 1, 3, 3, dtype=torch.bool)})
+
+
+def test_apply_and_the_hooks_zero_exactly_the_pruned_entries():
+    from prunestudy.optim import SGD
+
+    model = vgg(cfg=(8, "M", 16, 16), in_channels=1, image_size=8).build()
+    name = "layers.0.conv.weight"
+    p = dict(model.named_parameters())[name]
+    mask = {name: torch.rand(p.shape, generator=torch.Generator().manual_seed(0)) < 0.5}
+    before = p.detach().clone()
+    masks.apply(model, mask)
+    assert torch.equal(p.detach(), before * mask[name])
+    opt = SGD(list(model.parameters()), lr=0.1, momentum=0.9)
+    h = masks.hooks(model, opt, mask)
+    model(torch.randn(2, 1, 8, 8)).sum().backward()
+    h.after_backward[0]()
+    assert bool((p.grad[~mask[name]] == 0).all()) and bool((p.grad[mask[name]] != 0).any())
+    with torch.no_grad():
+        p.add_(1.0)  # as if a step (with weight decay) moved every weight
+    opt.buffers[p] = torch.ones_like(p)
+    h.after_step[0]()
+    assert bool((p[~mask[name]] == 0).all()) and bool((p[mask[name]] != 0).all())
+    assert torch.equal(opt.buffers[p], mask[name].float())
+
+
+def test_conv_output_sizes_and_the_digest():
+    spec = vgg(cfg=(8, "M", 16, 16), in_channels=1, image_size=8)
+    assert masks.conv_output_sizes(spec) == {
+        "layers.0.conv.weight": 64,
+        "layers.1.conv.weight": 16,
+        "layers.2.conv.weight": 16,
+    }
+    a = {"x": torch.tensor([True, False]), "y": torch.tensor([True])}
+    assert masks.digest(a) == masks.digest({"y": torch.tensor([1]), "x": torch.tensor([1, 0])})  # order, dtype
+    assert masks.digest(a) != masks.digest({"x": torch.tensor([False, True]), "y": torch.tensor([True])})
+    assert masks.digest(a) != masks.digest({"z": torch.tensor([True, False]), "y": torch.tensor([True])})

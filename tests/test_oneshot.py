@@ -81,6 +81,29 @@ def test_slimming_empties_a_residual_branch_and_the_block_becomes_its_shortcut()
     assert model(torch.randn(2, 1, 8, 8)).isfinite().all()
 
 
+def test_slimming_record_threshold_hook_and_settings_by_value():
+    state = _state(VGG)
+    p = Slimming.prune(state, VGG, 0.25, SlimmingParams())  # 72 channels: the 18 smallest |gamma| go
+    everything = torch.cat([scales(state, VGG)[g.name] for g in VGG.groups()])
+    assert p.record["channels"] == 72 and p.record["requested"] == 18 == p.record["removed"]
+    assert p.record["threshold"] == pytest.approx(float(everything.sort().values[17]))
+    assert all(c == sorted(c) for c in p.removals.values())
+    assert Slimming.prune(state, VGG, 0.001, SlimmingParams()).record["threshold"] == 0.0  # k = 0
+    with pytest.raises(ValueError, match="sparsity must be >= 0"):
+        SlimmingParams(sparsity=-1e-4)
+    assert Slimming.regulariser(SlimmingParams(sparsity=3e-5), 0.4) == {"sparsity": 3e-5}
+    model = VGG.build()
+    for q in model.parameters():
+        q.grad = torch.zeros_like(q)
+    with torch.no_grad():
+        model.layers[0].bn.weight[:4] *= -1
+    Slimming.hooks(model, None, VGG, {"sparsity": 0.01}).after_backward[0]()
+    named = dict(model.named_parameters())
+    for g in VGG.groups():  # s x sign(gamma) on every prunable BN scale, nothing anywhere else
+        assert torch.equal(named[g.scale].grad, 0.01 * torch.sign(named[g.scale].detach()))
+    assert all(bool((q.grad == 0).all()) for n, q in named.items() if n not in {g.scale for g in VGG.groups()})
+
+
 def test_sparsity_training_drives_gamma_toward_zero(digits):
     spec = VGG
     recipe = Recipe(epochs=3, batch_size=64, lr=0.1, weight_decay=0.0, milestones=())
@@ -121,6 +144,35 @@ def test_l1_settings_keep_the_given_widths_and_skip_blocks():
         L1Norm.prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
 
 
+def test_l1_settings_are_checked_and_ties_keep_the_earlier_filter():
+    for bad, match in (
+        ({"A": {"ratio": [0.5]}}, "needs 'widths', or 'ratios'"),
+        ({"A": {"widths": [1], "skip": [0]}}, "needs 'widths'"),
+        ({"A": {"ratios": [0.5, 1.0, 0.2]}}, r"ratios must lie in \[0, 1\)"),
+        ({"A": {"ratios": [-0.1, 0.2, 0.2]}}, "ratios must lie"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            L1Params(bad)
+    L1Params({"A": {"ratios": [0.0, 0.0, 0.9]}})  # 0 is allowed: the stage stays whole
+    spec = resnet(8, width=0.5, in_channels=1, image_size=8)
+    with pytest.raises(ValueError, match="give one ratio per stage"):
+        L1Norm.prune_widths(spec, {"ratios": [0.5, 0.5]})
+    with pytest.raises(ValueError, match="defined for CIFAR ResNets"):
+        L1Norm.prune_widths(VGG, {"ratios": [0.5, 0.5, 0.5]})
+    with pytest.raises(ValueError, match="4 widths for the 5 groups"):
+        L1Norm.prune_widths(VGG, {"widths": [8, 8, 16, 16]})
+    with pytest.raises(ValueError, match="cannot keep 9 of its 8"):
+        L1Norm.prune_widths(VGG, {"widths": [9, 8, 16, 16, 24]})
+    assert L1Norm.prune_widths(spec, {"ratios": [0.5, 0.25, 0.75]}) == [4, 12, 8]  # int(8 x .5), int(16 x .75), ...
+    state = _state(spec)
+    state["blocks.0.conv1.weight"] = torch.ones_like(state["blocks.0.conv1.weight"])  # every filter tied
+    with pytest.raises(ValueError, match="no L1 setting 'B'; settings are \\['A'\\]"):
+        L1Norm.prune(state, spec, "B", L1Params({"A": {"ratios": [0.5, 0.0, 0.0]}}))
+    p = L1Norm.prune(state, spec, "A", L1Params({"A": {"ratios": [0.5, 0.0, 0.0]}}))
+    assert p.removals == {"blocks.0": [4, 5, 6, 7]}  # the first four of eight tied filters stay
+    assert p.record == {"setting": "A", "ratios": [0.5, 0.0, 0.0]}
+
+
 @pytest.mark.parametrize("fraction", [0.3, 0.6])
 def test_magnitude_prunes_exactly_the_requested_fraction_of_conv_weights(fraction):
     spec = wrn(10, 1, in_channels=1, image_size=8)
@@ -133,6 +185,24 @@ def test_magnitude_prunes_exactly_the_requested_fraction_of_conv_weights(fractio
     pruned = torch.cat([state[n][~m].abs() for n, m in p.mask.items()])
     kept = torch.cat([state[n][m].abs() for n, m in p.mask.items()])
     assert float(pruned.max()) <= float(kept.min())
+
+
+def test_magnitude_mask_and_record_by_hand_ties_to_the_earlier_weight():
+    """Two 1x1 convs of four weights, a linear layer and a BN: the linear and the BN are never pruned."""
+    state = {
+        "a.weight": torch.tensor([0.5, -0.1, 0.3, -0.2]).view(2, 2, 1, 1),
+        "bn.weight": torch.tensor([0.01, 0.01]),
+        "b.weight": torch.tensor([0.2, 0.05, -0.7, 0.4]).view(2, 2, 1, 1),
+        "fc.weight": torch.tensor([[0.001, 0.002]]),
+    }
+    p = Magnitude.prune(state, None, 0.375, MagnitudeParams())  # 8 conv weights: the 3 smallest |w| go
+    assert sorted(p.mask) == ["a.weight", "b.weight"]
+    # |w| sorted: .05 (b), .1 (a), .2 (a, earlier), .2 (b), .3, ... -> the tie at the cut goes to a
+    assert p.mask["a.weight"].flatten().tolist() == [True, False, True, False]
+    assert p.mask["b.weight"].flatten().tolist() == [True, False, True, True]
+    assert p.record == {"weights": 8, "pruned": 3, "threshold": pytest.approx(0.2)}
+    none = Magnitude.prune(state, None, 0.1, MagnitudeParams())  # int(0.8) = 0 weights
+    assert all(bool(m.all()) for m in none.mask.values()) and none.record["threshold"] == 0.0
 
 
 def test_scratch_b_ratio_comes_from_the_pruned_network_not_the_dense_one():

@@ -191,7 +191,7 @@ def _experiments(config) -> list[dict]:
 def test_changing_a_statistics_option_reruns_only_the_analysis(default_run):
     work, config = default_run
     jobs = planned_jobs(work, write_config(work / "alpha.yaml", **{"analysis.alpha": 0.01}))
-    assert _rules(jobs) == Counter({"compare": len(_experiments(config))})
+    assert _rules(jobs) == Counter({"compare": len(_experiments(config)), "claims": 1})
 
 
 def test_changing_how_many_jobs_share_a_gpu_reruns_nothing(default_run):
@@ -203,7 +203,7 @@ def test_changing_the_thread_count_reruns_every_training_job(default_run):
     """Threads shape the arithmetic (results differ between 1 and 2), so they are part of a job's identity."""
     work, _ = default_run
     rules = set(_rules(planned_jobs(work, write_config(work / "threads.yaml", threads=2))))
-    trained = {"train_base", "oneshot", "oneshot_masked", "prune_chunk", "scratch", "family", "scaled"}
+    trained = {"train_base", "oneshot", "oneshot_masked", "prune_chunk", "scratch", "family", "scaled", "guide"}
     assert trained <= rules and "latency" in rules
 
 
@@ -211,7 +211,8 @@ def test_changing_a_latency_option_remeasures_latency_only_and_what_follows(defa
     work, config = default_run
     jobs = planned_jobs(work, write_config(work / "latency.yaml", **{"latency.repeats": 3}))
     n = len(_experiments(config))
-    assert _rules(jobs) == Counter({"latency": n, "collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1})
+    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1}
+    assert _rules(jobs) == Counter({"latency": n, **analysis})
 
 
 def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_run):
@@ -220,15 +221,20 @@ def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_ru
     new = max(seeds) + 1
     jobs = planned_jobs(work, write_config(work / "seed.yaml", seeds=[*seeds, new]))
     per_seed = [(r, wc) for r, wc in jobs if "seed" in wc]
-    assert per_seed and all(wc["seed"] == str(new) for _, wc in per_seed)
+    # the guided architectures average every pruning seed, so every seed's guided networks change with it
+    assert per_seed and all(wc["seed"] == str(new) for r, wc in per_seed if r != "guide")
+    guided = [e for e in _experiments(config) if e.get("guided")]
+    n_guide = sum(2 * len(e["targets"]) for e in guided) * (len(seeds) + 1)
+    assert _rules(jobs)["guide"] == n_guide
     assert _rules(jobs)["train_base"] == 4  # WRN, VGG (slimming), ResNet (shared by L1 and magnitude), SSS
-    assert {r for r, wc in jobs if "seed" not in wc} == {"latency", "collect", "compare", "figures", "figures_oneshot"}
+    aggregations = {"latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
+    assert {r for r, wc in jobs if "seed" not in wc} == aggregations
 
 
 def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(default_run):
     work, _ = default_run
     jobs = planned_jobs(work, write_config(work / "scratch.yaml", **{"scratch_e.epochs": 12}))
-    assert set(_rules(jobs)) == {"scratch", "latency", "collect", "compare", "figures", "figures_oneshot"}
+    assert set(_rules(jobs)) == {"scratch", "latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
 
 
 def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(default_run):
@@ -252,7 +258,8 @@ def test_bumping_a_stage_number_reruns_exactly_that_stage_and_what_follows(defau
     stages.write_text(bumped)
     jobs = planned_jobs(work, config, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     n = len(_experiments(config))
-    assert _rules(jobs) == Counter({"latency": n, "collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1})
+    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1}
+    assert _rules(jobs) == Counter({"latency": n, **analysis})
 
 
 def test_paper_config_dry_runs_without_cifar(tmp_path):

@@ -1,0 +1,143 @@
+"""Every column of the statistics tables against values worked out by hand (or closed forms).
+
+These are the tests that fail when a number in a table is wrong, not merely when it is missing.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import t as scipy_t
+
+from prunestudy import stats
+
+T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom
+
+
+def _row(arm, budget, seed, error, params=500):
+    return {"arm": arm, "budget": budget, "seed": seed, "member": None, "params": params, "test_error": error}
+
+
+def _budget_runs():
+    rows = [_row("pruned", 0.5, s, e) for s, e in zip((1, 2, 3), (0.10, 0.12, 0.14), strict=True)]
+    rows += [_row("scratch-E", 0.5, s, e) for s, e in zip((1, 2, 3), (0.07, 0.08, 0.09), strict=True)]
+    rows += [_row("scratch-B", 0.5, s, e) for s, e in zip((1, 2, 3), (0.09, 0.11, 0.13), strict=True)]
+    rows.append(_row("width", None, 1, 0.5))  # not an arm of one target: never in the table
+    return pd.DataFrame(rows)
+
+
+def test_budget_table_every_column_by_hand():
+    t = stats.budget_table(_budget_runs())
+    assert list(zip(t["arm_a"], t["arm_b"], strict=True)) == list(stats.ARM_PAIRS)
+    r = t.iloc[0]  # pruned [.10 .12 .14] vs scratch-E [.07 .08 .09]
+    assert (r["budget"], r["n_a"], r["n_b"]) == (0.5, 3, 3)
+    assert (r["mean_a"], r["std_a"], r["mean_b"], r["std_b"]) == pytest.approx((0.12, 0.02, 0.08, 0.01))
+    assert (r["ci_low_a"], r["ci_high_a"]) == pytest.approx(
+        (0.12 - T_975_DF2 * 0.02 / 3**0.5, 0.12 + T_975_DF2 * 0.02 / 3**0.5)
+    )
+    assert (r["ci_low_b"], r["ci_high_b"]) == pytest.approx(
+        (0.08 - T_975_DF2 * 0.01 / 3**0.5, 0.08 + T_975_DF2 * 0.01 / 3**0.5)
+    )
+    assert r["diff"] == pytest.approx(0.04)
+    # every pruned error above every scratch-E error: U = 9, exact two-sided p = 2 / C(6, 3) = 0.1
+    assert r["p_mannwhitney"] == pytest.approx(0.1)
+    # Welch by hand: t = .04 / sqrt(.0004/3 + .0001/3), df = (.0005/3)^2 / ((.0004/3)^2/2 + (.0001/3)^2/2)
+    t_welch = 0.04 / math.sqrt(0.0005 / 3)
+    df = (0.0005 / 3) ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0001 / 3) ** 2 / 2)
+    assert df == pytest.approx(50 / 17)
+    assert r["p_welch"] == pytest.approx(2 * scipy_t.sf(t_welch, df))
+    # Hedges: pooled sd sqrt((2 x .0004 + 2 x .0001) / 4) = .015811, times (1 - 3 / 15)
+    assert r["hedges_g"] == pytest.approx(0.04 / math.sqrt(0.00025) * 0.8)
+    last = t.iloc[2]  # scratch-E vs scratch-B
+    assert last["diff"] == pytest.approx(0.08 - 0.11) and last["hedges_g"] < 0
+    # Holm over the table's three Welch p-values, by hand from the raw ones
+    p = sorted(t["p_welch"])
+    holm = [min(1, 3 * p[0]), min(1, max(3 * p[0], 2 * p[1])), min(1, max(3 * p[0], 2 * p[1], p[2]))]
+    assert sorted(t["p_welch_holm"]) == pytest.approx(holm)
+    assert sorted(t["p_mannwhitney_holm"]) == pytest.approx(stats.holm(t["p_mannwhitney"]).sort_values().tolist())
+
+
+def test_a_pair_with_an_arm_missing_at_one_budget_is_left_out():
+    runs = pd.concat([_budget_runs(), pd.DataFrame([_row("pruned", 0.2, 1, 0.3), _row("pruned", 0.2, 2, 0.3)])])
+    t = stats.budget_table(runs)
+    assert set(t["budget"]) == {0.5} and len(t) == 3
+
+
+def test_two_sample_tests_that_cannot_run_say_so_with_nan():
+    one = stats._two_sample(np.array([0.1]), np.array([0.1, 0.2]))
+    assert math.isnan(one["p_welch"]) and math.isnan(one["p_mannwhitney"]) and math.isnan(one["hedges_g"])
+    same = stats._two_sample(np.array([0.1, 0.1]), np.array([0.1, 0.1]))
+    assert same["p_welch"] == 1.0 and math.isnan(same["p_mannwhitney"]) and same["hedges_g"] == 0.0
+    apart = stats._two_sample(np.array([0.1, 0.1]), np.array([0.2, 0.2]))
+    assert math.isnan(apart["p_welch"]) and apart["hedges_g"] == -math.inf
+    assert stats.hedges_g(np.array([0.3, 0.3]), np.array([0.2, 0.2])) == math.inf
+    assert math.isnan(stats.hedges_g(np.array([0.3, 0.4]), np.array([0.2])))
+
+
+def test_mean_ci_of_one_value_has_no_spread_and_the_level_sets_the_quantile():
+    m, sd, lo, hi = stats.mean_ci(np.array([0.4]))
+    assert m == 0.4 and all(math.isnan(v) for v in (sd, lo, hi))
+    _, _, lo, hi = stats.mean_ci(np.array([1.0, 2.0, 3.0]), level=0.9)
+    assert hi - 2 == pytest.approx(2.919985580355516 / math.sqrt(3)) == pytest.approx(2 - lo)  # t(0.95, 2)
+
+
+def test_bootstrap_ci_is_a_percentile_interval_of_the_mean():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
+    lo, hi = stats.bootstrap_ci(x, n_resamples=4000, seed=1)
+    assert 0.0 <= lo < x.mean() < hi <= 10.0
+    # resampled means of five values lie on a grid of 1/5 of the sum's steps: both bounds are such means
+    assert (5 * lo) == pytest.approx(round(5 * lo)) and (5 * hi) == pytest.approx(round(5 * hi))
+    narrow = stats.bootstrap_ci(x, n_resamples=4000, seed=1, level=0.5)
+    assert lo < narrow[0] < narrow[1] < hi
+    assert stats.bootstrap_ci(x, n_resamples=4000, seed=1) == (lo, hi)  # seeded: the same interval again
+    assert stats.bootstrap_ci(np.array([0.2, 0.2, 0.2])) == (0.2, 0.2)
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([0.1, 0.3])))
+
+
+def test_paired_table_pairs_by_target_and_seed_whatever_the_row_order():
+    d = [0.01, 0.02, 0.03, 0.04, -0.005]  # pruned minus scratch-E, per (target, seed)
+    keys = [(0.5, 1), (0.5, 2), (0.5, 3), (0.2, 1), (0.2, 2)]
+    rows = [_row("pruned", b, s, 0.2 + i / 100) for i, (b, s) in enumerate(keys)]
+    rows += [_row("scratch-E", b, s, 0.2 + i / 100 - di) for i, ((b, s), di) in enumerate(zip(keys, d, strict=True))]
+    rows.append(_row("scratch-E", 0.2, 3, 0.0))  # no pruned partner: dropped
+    runs = pd.DataFrame(rows).sample(frac=1, random_state=3)
+    t = stats.paired_table(runs, n_resamples=500).set_index("comparison")
+    assert list(t.index) == ["pruned - scratch-E"]
+    r = t.loc["pruned - scratch-E"]
+    assert r["n_pairs"] == 5 and r["mean_diff"] == pytest.approx(np.mean(d))
+    # ranks of |d|: .005 -> 1, then 2..5; W- = 1; exact two-sided p = 2 x P(W <= 1) = 2 x 2 / 32
+    assert r["p_wilcoxon"] == pytest.approx(0.125) and r["p_wilcoxon_holm"] == pytest.approx(0.125)
+    assert r["ci_low"] < r["mean_diff"] < r["ci_high"]
+
+
+def test_family_table_interpolates_in_log_params_inside_the_shared_range():
+    # family a: error .30 at 100 params, .10 at 10,000; family b: .40 at 10, .20 at 1,000 (every seed)
+    rows = []
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        rows += [
+            {"arm": "width", "seed": seed, "params": p, "test_error": e + shift} for p, e in ((100, 0.3), (10_000, 0.1))
+        ]
+        rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": e} for p, e in ((10, 0.4), (1000, 0.2))]
+    runs = pd.DataFrame(rows).assign(budget=None, member=1.0)
+    interp, grid = stats.interpolate(stats.family_curves(runs), grid_points=2)
+    assert grid == pytest.approx([100, 1000])  # the range both curves cover
+    at = interp.set_index(["family", "seed", "params"])["error"].sort_index()
+    # width at 1000 is halfway in log between 100 and 10,000: .20; bottleneck at 100 halfway: .30
+    assert at.loc[("width", 1)].tolist() == pytest.approx([0.3, 0.2])
+    assert at.loc[("bottleneck", 1)].tolist() == pytest.approx([0.3, 0.2])
+    t = stats.family_table(runs, grid_points=2, n_resamples=200).iloc[0]
+    assert (t["family_a"], t["family_b"], t["n_seeds"]) == ("bottleneck", "width", 2)
+    # per seed, bottleneck minus width averaged over the grid: 0 and -.02
+    assert t["mean_diff"] == pytest.approx(-0.01)
+    assert (t["params_low"], t["params_high"]) == pytest.approx((100, 1000))
+    # one-sample t with 1 df: t = mean / (sd / sqrt 2) = -1; p = 1 - (2 / pi) atan(1) = 0.5
+    assert t["p_t"] == pytest.approx(0.5) and t["p_t_holm"] == pytest.approx(0.5)
+    assert math.isnan(t["ci_low"])  # two seeds are too few for a bootstrap interval
+
+
+def test_curves_that_share_no_range_are_not_compared():
+    rows = [{"arm": "width", "seed": 1, "params": p, "test_error": 0.1} for p in (10, 20)]
+    rows += [{"arm": "bottleneck", "seed": 1, "params": p, "test_error": 0.1} for p in (30, 40)]
+    interp, grid = stats.interpolate(stats.family_curves(pd.DataFrame(rows)), grid_points=3)
+    assert interp.empty and grid.size == 0
