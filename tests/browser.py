@@ -110,7 +110,7 @@ WALK_REPORT = """(async () => {
     return null;
   };
   const link = (text) => Array.from(document.querySelectorAll('a')).find(e => e.innerText.trim() === text);
-  const shownFile = (el) => (/filename=([^;]+);/.exec(el.getAttribute('src') || '') || [])[1];
+  const shows = (el, key) => el.getAttribute('src') === results[key].data_uri;
   const shown = [];
   for (const [section, subsections] of Object.entries(categories)) {
     for (const [subsection, keys] of Object.entries(subsections)) {
@@ -120,12 +120,12 @@ WALK_REPORT = """(async () => {
       if (sub.innerText.trim() === subsection) sub.click();
       await until(() => document.querySelector('a[iconname=eye]'));
       for (const key of keys) {
-        const name = results[key].name;
+        const name = results[key].name;  // two results may share a name (claims.html): match the content
         const labels = Object.values(results[key].labels || {}).map(String);
         const row = Array.from(document.querySelectorAll('tr')).find(tr => tr.querySelector('a[iconname=eye]')
           && labels.every(l => Array.from(tr.querySelectorAll('td')).some(td => td.innerText.trim() === l)));
         if (row) row.querySelector('a[iconname=eye]').click();
-        const showing = () => Array.from(document.querySelectorAll('img,iframe')).find(e => shownFile(e) === name);
+        const showing = () => Array.from(document.querySelectorAll('img,iframe')).find(e => shows(e, key));
         const el = row && await until(showing);
         const item = {section, subsection, name, shown: !!el};
         if (el && el.tagName === 'IMG') { await el.decode().catch(() => null); item.width = el.naturalWidth; }

@@ -373,3 +373,17 @@ def test_an_interrupted_regularised_or_masked_run_resumes_to_identical_weights(d
         run(tmp_path / "b.pt", stop_at=25)  # mid-way through the second epoch
     resumed = run(tmp_path / "b.pt").model.state_dict()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_sss_settings_by_value():
+    from prunestudy.methods.sss import SSS, SSSParams
+
+    with pytest.raises(ValueError, match="CIFAR ResNets"):
+        SSS.base_options({"family": "vgg", "name": "vgg16"})
+    assert SSS.base_options({"family": "resnet", "depth": 56}) == {"family": "resnet", "depth": 56, "gates": True}
+    assert SSS.regulariser(SSSParams(), 0.02) == {"gamma": 0.02}
+    spec = resnet(8, width=0.5, gates=True, in_channels=1, image_size=8)
+    state = spec.build().state_dict()
+    p = SSS.prune(state, spec, 0.02, SSSParams())
+    assert p.removals == {} and p.record["gamma"] == 0.02 and p.record["blocks_per_stage"] == [1, 1, 1]
+    assert p.record["factors"] == {"blocks.0": 1.0, "blocks.1": 1.0, "blocks.2": 1.0}

@@ -220,3 +220,17 @@ def test_the_guided_claim_reads_uniform_minus_guided_from_the_paired_table():
     claims = claims_table({"e": (paired, pd.DataFrame(columns=["family_a", "family_b"]))}).set_index("claim")
     assert list(claims.index) == ["liu-guided"]
     assert claims.loc["liu-guided", "effect_pp"] == pytest.approx(100 * row["mean_diff"])
+
+
+def test_crowleys_claims_need_a_trained_family_not_only_the_pruned_curves():
+    """Every experiment compares its pruned curves (tuned, Scratch-E, Scratch-B); that is not a family."""
+    paired = pd.DataFrame(
+        {"comparison": ["pruned - scratch-E"], "mean_diff": [0.01], "ci_low": [0.0], "ci_high": [0.02]}
+        | {"p_wilcoxon": [0.02]}
+    )
+    curves_only = pd.DataFrame(
+        {"family_a": ["pruned (scratch-E)"], "family_b": ["pruned (tuned)"], "mean_diff": [-0.01]}
+        | {"ci_low": [-0.02], "ci_high": [0.0], "p_t": [0.04]}
+    )
+    assert list(claims_table({"e": (paired, curves_only)})["claim"]) == ["liu-scratch-e"]
+    assert "crowley-b-tuned" in set(claims_table({"e": (paired, _unrelated_families())})["claim"])

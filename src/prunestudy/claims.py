@@ -19,6 +19,7 @@ import pandas as pd
 from prunestudy.arms import (
     BOTTLENECK,
     CURVES,
+    FAMILY_ARMS,
     GUIDED,
     PRUNED,
     PRUNED_LONG,
@@ -184,8 +185,9 @@ def claims_table(
 ) -> pd.DataFrame:
     """One row per (claim, experiment) that the experiment's arms can test, with Holm over the whole study.
 
-    Crowley et al.'s claims are read only where the experiment trains families (its families table has
-    rows); Liu et al.'s wherever the arms exist.
+    Crowley et al.'s claims are read only where the experiment trains families (width, bottleneck or
+    scaled appear in its families table, beside the pruned curves every experiment has); Liu et al.'s
+    wherever the arms exist.
 
     ``experiments`` maps each experiment to its (paired, families) tables. The family of Holm's
     correction is :data:`prunestudy.verdicts.HOLM_FAMILY`: each distinct (experiment, worse, better)
@@ -193,8 +195,11 @@ def claims_table(
     """
     rows = []
     for name, (paired, families) in experiments.items():
+        trains_families = len(families) > 0 and bool(
+            set(families["family_a"]).union(families["family_b"]) & set(FAMILY_ARMS)
+        )
         for c in CLAIMS:
-            if c.families_only and not len(families):
+            if c.families_only and not trains_families:
                 continue
             effect, lo, hi, p, source = _measure(c, paired, families)
             if not source:

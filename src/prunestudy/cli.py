@@ -576,20 +576,6 @@ def cmd_claims(args: argparse.Namespace) -> None:
         logging.info(line)
 
 
-def cmd_show_config(args: argparse.Namespace) -> None:
-    """The study's resolved config as YAML, and as an HTML page for the report's appendix."""
-    import html
-
-    import yaml
-
-    from prunestudy.artifacts import atomic_write_text
-
-    text = yaml.safe_dump(args.config, sort_keys=False)
-    atomic_write_text(args.out, text)
-    page = f"<html><head><meta charset='utf-8'></head><body><pre>{html.escape(text)}</pre></body></html>\n"
-    atomic_write_text(Path(args.out).with_suffix(".html"), page)
-
-
 def cmd_figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -729,11 +715,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the study's claims.csv (.md, .tex and .html beside it)")
     p.add_argument("--per-experiment", nargs="+", required=True, help="each experiment's claims.csv")
     p.set_defaults(func=cmd_claims)
-
-    p = sub.add_parser("show-config", help="write the study's resolved config (YAML and an HTML page)")
-    p.add_argument("--config", type=_json, required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_show_config)
 
     p = sub.add_parser("figures", help="every figure, as PNG and PDF")
     p.add_argument("--runs", required=True)

@@ -24,9 +24,9 @@ FIGURES = (
 TRAJECTORY_FIGURES = ("trajectory_heatmap",)  # iterative methods only
 
 # The report: the study's claims first, then one section per experiment (its claims table first, the
-# published numbers beside it), then the config. Snakemake sorts sections and subsections by name.
+# published numbers beside it); the resolved config closes the workflow page. Snakemake sorts sections
+# and subsections by name.
 STUDY_SECTION = "1. Study"
-APPENDIX_SECTION = "3. Appendix"
 REPORT_SECTIONS = {
     "claims": "1. Claims",
     "references": "2. Published numbers beside reproduced ones",
@@ -153,10 +153,6 @@ class StudyPaths:
     def study_table(self, table: str = "{table}", ext: str = "csv") -> str:
         """A table of the whole study (the claims of every experiment, Holm over all of them)."""
         return f"{self.root}/tables/{table}.{ext}"
-
-    def study_config(self, ext: str = "yaml") -> str:
-        """The study's resolved config, every default filled in: the report's appendix."""
-        return f"{self.root}/config.{ext}"
 
     def log(self, stage: str, *parts: str) -> str:
         return "/".join([self.root, "logs", stage, *parts]) + ".log"

@@ -128,26 +128,6 @@ rule claims:
         "--per-experiment {params.per_experiment:q} > {log} 2>&1"
 
 
-rule study_config:
-    output:
-        yaml=P.study_config(),
-        html=report(
-            P.study_config(ext="html"),
-            caption="../report/config.rst",
-            category=paths.APPENDIX_SECTION,
-            subcategory="Configuration",
-            labels={"file": "the study's resolved config"},
-        ),
-    log:
-        P.log("config", "study"),
-    conda:
-        "../envs/prunestudy.yaml"
-    params:
-        config=canonical({k: v for k, v in config.items() if k not in REPORT_TEXT}),
-    shell:
-        "prunestudy show-config --config {params.config:q} --out {output.yaml:q} > {log} 2>&1"
-
-
 rule figures:
     input:
         runs=P.runs(),

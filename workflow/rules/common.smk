@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 
 from prunestudy import arms, paths
@@ -22,6 +24,8 @@ except ConfigError as err:
 
 # for the report's captions; not settings, so after validation (and left out of the study's config)
 REPORT_TEXT = {"verdict_rule": VERDICT_RULE, "holm_family": HOLM_FAMILY}
+# the report's appendix: the resolved config (every default filled in), as the report renders it
+REPORT_TEXT["config_yaml"] = yaml.safe_dump(dict(config), sort_keys=False)
 config.update(REPORT_TEXT)
 
 
@@ -279,7 +283,7 @@ def source_expect(experiment, seed, target):
 
 
 def all_targets():
-    out = [P.study_table(table="claims"), P.study_config(ext="html")]
+    out = [P.study_table(table="claims")]
     for e in EXPERIMENTS:
         out += [P.runs(experiment=e), P.runs_html(experiment=e)]
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]
