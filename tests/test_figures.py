@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -139,3 +141,17 @@ def test_trajectory_heatmap(tmp_path):
     assert all(float(t).is_integer() for t in ticks)  # no group 0.5
     figures.save(fig, tmp_path / "heat")
     assert (tmp_path / "heat.png").stat().st_size > 1000 and (tmp_path / "heat.pdf").exists()
+
+
+def test_tick_labels_of_a_narrow_log_axis_do_not_overlap(runs):
+    narrow = runs.assign(latency_ms=1.15 + 0.35 * runs["params"].rank(pct=True))  # 1.15 to 1.5 ms
+    fig = figures.error_vs(narrow, "latency_ms")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [
+        t.get_window_extent(renderer) for t in ax.get_xticklabels(which="both") if t.get_text() and t.get_visible()
+    ]
+    boxes = sorted(boxes, key=lambda b: b.x0)
+    assert len(boxes) >= 3 and all(a.x1 <= b.x0 for a, b in pairwise(boxes))
+    plt.close(fig)

@@ -84,11 +84,21 @@ def error_vs(
     if len(base):
         ax.scatter(base[x], 100 * base["test_error"], marker="*", s=120, color="black", label="base", zorder=5)
     ax.set_xscale("log")
+    _readable_log_ticks(ax, ax.get_xlim())
     ax.set_xlabel(AXIS_LABELS[x] + " (log scale)")
     ax.set_ylabel("test error (%)")
     ax.set_title(f"Test error against {AXIS_LABELS[x]}")
     ax.legend(fontsize=8)
     return fig
+
+
+def _readable_log_ticks(ax: plt.Axes, limits: tuple[float, float]) -> None:
+    """Within one decade a log axis labels every minor tick as a x 10^b, and the labels run into each
+    other; there, a few plainly written ticks instead."""
+    if limits[1] / limits[0] < 10:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def budget_arms(runs: pd.DataFrame) -> plt.Figure:
