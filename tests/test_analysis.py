@@ -123,3 +123,40 @@ def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside
         _check_sources(specs, records[:1], expected)
     with pytest.raises(ArtifactError, match="seed"):  # the specs of two seeds given the other way round
         _check_sources(specs[::-1], records[::-1], expected)
+
+
+def test_what_a_pruned_run_kept_comes_from_its_spec_or_its_mask(tmp_path):
+    import torch
+
+    from prunestudy import masks
+    from prunestudy.artifacts import write_json
+    from prunestudy.consistency import CHANNELS, WEIGHT_FRACTION, kept_frame, kept_vector
+
+    spec = _base().with_widths([4, 8, 2, 16])
+    (tmp_path / "a").mkdir()
+    write_json(tmp_path / "a/metrics.json", {"spec": spec.to_dict(), "extra": {}})
+    assert kept_vector(tmp_path / "a/metrics.json") == ([4.0, 8.0, 2.0, 16.0], CHANNELS)
+    (tmp_path / "b").mkdir()
+    mask = {"x.weight": torch.tensor([True, False, False, False]), "y.weight": torch.tensor([True, True])}
+    masks.save(tmp_path / "b/mask.pt", spec, mask)
+    write_json(tmp_path / "b/metrics.json", {"spec": spec.to_dict(), "extra": {"masked": True}})
+    assert kept_vector(tmp_path / "b/metrics.json") == ([0.25, 1.0], WEIGHT_FRACTION)
+    runs = pd.DataFrame(
+        {"seed": [1, 2], "budget": [0.5, 0.5], "path": [str(tmp_path / p / "metrics.json") for p in "ab"]}
+    )
+    frame = kept_frame(runs)
+    assert frame["seed"].tolist() == [1, 2] and frame["budget"].tolist() == [0.5, 0.5]
+    assert frame["kept"].tolist() == [[4.0, 8.0, 2.0, 16.0], [0.25, 1.0]]
+    assert frame["unit"].tolist() == [CHANNELS, WEIGHT_FRACTION]
+
+
+def test_one_seed_has_no_spread_and_an_empty_group_no_cv():
+    kept = pd.DataFrame({"seed": [1], "budget": [0.4], "kept": [[0, 3]], "unit": "channels"})
+    t = consistency_table(kept)
+    assert t["n_seeds"].tolist() == [1, 1] and t["std"].isna().all() and t["cv"].isna().all()
+    assert t["mean"].tolist() == [0, 3] and t["group"].tolist() == [0, 1] and t["unit"].eq("channels").all()
+    assert t["mean_between_run_corr"].isna().all()
+    two = pd.DataFrame({"seed": [1, 2], "budget": [0.4] * 2, "kept": [[0, 3], [0, 5]], "unit": "channels"})
+    t = consistency_table(two)
+    assert np.isnan(t.loc[0, "cv"]) and t.loc[1, "cv"] == pytest.approx(np.std([3, 5], ddof=1) / 4)
+    assert list(t.columns) == ["target", "group", "unit", "n_seeds", "mean", "std", "cv", "mean_between_run_corr"]
