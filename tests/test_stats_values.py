@@ -141,3 +141,9 @@ def test_curves_that_share_no_range_are_not_compared():
     rows += [{"arm": "bottleneck", "seed": 1, "params": p, "test_error": 0.1} for p in (30, 40)]
     interp, grid = stats.interpolate(stats.family_curves(pd.DataFrame(rows)), grid_points=3)
     assert interp.empty and grid.size == 0
+
+
+def test_mean_ci_of_two_values_uses_one_degree_of_freedom():
+    m, sd, lo, hi = stats.mean_ci(np.array([1.0, 3.0]))
+    assert (m, sd) == (2.0, pytest.approx(math.sqrt(2)))
+    assert hi - 2 == pytest.approx(12.706204736174698 * math.sqrt(2) / math.sqrt(2)) == pytest.approx(2 - lo)
