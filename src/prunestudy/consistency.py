@@ -27,11 +27,10 @@ def kept_vector(record_path: str | Path) -> tuple[list[float], str]:
     from prunestudy.artifacts import read_json
 
     record = read_json(record_path)
-    mask_path = Path(record_path).with_name("mask.pt")
     if record.get("extra", {}).get("masked"):
         from prunestudy import masks
 
-        _, mask = masks.load(mask_path)
+        _, mask = masks.load(Path(record_path).with_name("mask.pt"))
         return [float(m.float().mean()) for m in mask.values()], WEIGHT_FRACTION
     return [float(w) for w in spec_from_dict(record["spec"]).widths_vector], CHANNELS
 

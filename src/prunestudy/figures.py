@@ -186,7 +186,11 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
 
 
 def consistency(kept: pd.DataFrame) -> plt.Figure:
-    """Across pruning seeds, one panel per target: each seed's kept widths (thin) and their mean +- std."""
+    """Across pruning seeds, one panel per target: each seed's kept widths (thin) and their mean +- std,
+    as :func:`prunestudy.consistency.consistency_table` gives them."""
+    from prunestudy.consistency import consistency_table
+
+    summary = consistency_table(kept)
     budgets = sorted(kept["budget"].unique(), key=str)
     cols = min(3, len(budgets))  # wrap after three panels, so that each stays readable
     rows = -(-len(budgets) // cols)
@@ -197,12 +201,13 @@ def consistency(kept: pd.DataFrame) -> plt.Figure:
     colors = dict(zip(seeds, sns.color_palette("colorblind", len(seeds)), strict=True))
     for ax, budget in zip(axes.flat, budgets, strict=False):
         g = kept[kept["budget"] == budget]
-        w = np.array([list(v) for v in g["kept"]], dtype=float)
-        idx = np.arange(w.shape[1])
-        for seed, row in zip(g["seed"], w, strict=True):
-            ax.plot(idx, row, lw=0.8, alpha=0.7, color=colors[seed], label=f"seed {seed}")
-        sd = w.std(0, ddof=1) if len(w) > 1 else np.zeros(w.shape[1])
-        ax.errorbar(idx, w.mean(0), yerr=sd, color="black", marker="o", ms=3, capsize=2, lw=1.5, label="mean ± std")
+        for seed, row in zip(g["seed"], g["kept"], strict=True):
+            ax.plot(range(len(row)), row, lw=0.8, alpha=0.7, color=colors[seed], label=f"seed {seed}")
+        s = summary[summary["target"] == budget]
+        yerr = s["std"].fillna(0)  # one seed: no spread to draw
+        ax.errorbar(
+            s["group"], s["mean"], yerr=yerr, color="black", marker="o", ms=3, capsize=2, lw=1.5, label="mean ± std"
+        )
         ax.set(xlabel="prunable group (block or layer)", title=f"target {target_label(budget)}")
         ax.xaxis.set_major_locator(_whole_groups())
     for row in axes:

@@ -116,7 +116,7 @@ class StudyPaths:
         target: str = "{target}",
         seed: object = "{seed}",
     ) -> str:
-        return f"{self._exp(experiment)}/scratch/{regime}/target{target}/seed{seed}/metrics.json"
+        return self._targeted(experiment, "scratch", regime, target, seed)
 
     def family_metrics(
         self, experiment: str = "{experiment}", kind: str = "{kind}", member: str = "{member}", seed: object = "{seed}"
@@ -131,7 +131,11 @@ class StudyPaths:
         seed: object = "{seed}",
     ) -> str:
         """A guided architecture (or its uniform control) of one target, trained from scratch."""
-        return f"{self._exp(experiment)}/guided/{guide}/target{target}/seed{seed}/metrics.json"
+        return self._targeted(experiment, "guided", guide, target, seed)
+
+    def _targeted(self, experiment: str, folder: str, arm: str, target: str, seed: object) -> str:
+        """A network trained from scratch for one target: ``<experiment>/<folder>/<arm>/target<t>/seed<s>``."""
+        return f"{self._exp(experiment)}/{folder}/{arm}/target{target}/seed{seed}/metrics.json"
 
     def runs(self, experiment: str = "{experiment}") -> str:
         return f"{self._exp(experiment)}/runs.csv"

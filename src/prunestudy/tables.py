@@ -17,7 +17,7 @@ def write_table(
     """``stem``.csv, .md, .tex and .html (the last for the report), each written atomically.
 
     The LaTeX table uses booktabs rules; ``tex`` replaces ``df`` there when a paper wants fewer,
-    formatted columns, and ``caption`` (with ``tex``) wraps it in a table environment.
+    formatted columns, and a ``caption`` wraps it in a table environment.
     """
     stem = Path(stem)
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
@@ -102,8 +102,8 @@ def errors_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         row = {"target": budget, "params": round(pruned["params"].mean()), "unpruned": mean_std(base["test_error"])}
         row.update({a: mean_std(g.loc[g["arm"] == a, "test_error"]) for a in arms if (g["arm"] == a).any()})
         rows.append(row)
-    counts = sorted({*sub.groupby(["arm", "budget"]).size(), *([len(base)] if len(base) else [])})
-    seeds = " to ".join(map(str, (counts[0], counts[-1]) if len(counts) > 1 else counts)) if counts else "0"
+    counts = [*sub.groupby(["arm", "budget"]).size(), *([len(base)] if len(base) else [])] or [0]
+    seeds = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
     caption = f"Test error (\\%) at the final epoch, mean ± std over {seeds} seeds; params of the pruned network."
     return pd.DataFrame(rows, columns=["target", "params", "unpruned", *arms]), caption
 

@@ -22,10 +22,13 @@ try:
 except ConfigError as err:
     sys.exit(f"prunestudy: {err}")
 
-# for the report's captions; not settings, so after validation (and left out of the study's config)
-REPORT_TEXT = {"verdict_rule": VERDICT_RULE, "holm_family": HOLM_FAMILY}
-# the report's appendix: the resolved config (every default filled in), as the report renders it
-REPORT_TEXT["config_yaml"] = yaml.safe_dump(dict(config), sort_keys=False)
+# for the report's captions and its appendix (the resolved config, every default filled in); not
+# settings, so added after validation and after the appendix was dumped
+REPORT_TEXT = {
+    "verdict_rule": VERDICT_RULE,
+    "holm_family": HOLM_FAMILY,
+    "config_yaml": yaml.safe_dump(dict(config), sort_keys=False),
+}
 config.update(REPORT_TEXT)
 
 
