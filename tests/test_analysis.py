@@ -30,6 +30,13 @@ def test_guided_widths_are_the_mean_kept_ratio_of_the_runs_times_the_base_widths
         guided_spec(base, [base_spec({"family": "vgg", "cfg": [8, "M", 16]}, {"name": "digits"})])
 
 
+def test_a_block_every_run_removed_stays_removed_in_the_guided_network():
+    base = base_spec({"family": "resnet", "depth": 14, "width": 0.5}, {"name": "digits"})
+    assert base.widths_vector == (8, 8, 16, 16, 32, 32)
+    runs = [base.with_widths([8, 0, 16, 4, 32, 0]), base.with_widths([8, 0, 16, 0, 32, 1])]
+    assert guided_spec(base, runs).widths_vector == (8, 0, 16, 2, 32, 1)  # half a channel on average: kept at one
+
+
 def test_uniform_is_the_large_network_narrowed_by_one_factor_to_the_guided_params():
     base, recipe = _base(), Recipe(epochs=3, batch_size=8, lr=0.1)
     runs = [base.with_widths([4, 8, 2, 16]), base.with_widths([6, 6, 4, 12])]
@@ -160,3 +167,29 @@ def test_one_seed_has_no_spread_and_an_empty_group_no_cv():
     t = consistency_table(two)
     assert np.isnan(t.loc[0, "cv"]) and t.loc[1, "cv"] == pytest.approx(np.std([3, 5], ddof=1) / 4)
     assert list(t.columns) == ["target", "group", "unit", "n_seeds", "mean", "std", "cv", "mean_between_run_corr"]
+
+
+def test_correlation_needs_two_runs_that_vary_and_reads_any_variation():
+    assert mean_correlation([[1, 2, 1], [1, 2, 2]]) == pytest.approx(0.5)  # two runs, each spanning one channel
+    assert np.isnan(mean_correlation([[1, 2, 3]]))  # one run has no pair
+
+
+def test_consistency_rows_come_in_target_order_without_numpy_warnings():
+    import warnings
+
+    kept = pd.DataFrame(
+        {
+            "seed": [1, 2, 1],
+            "budget": [0.6, 0.6, 0.4],
+            "kept": [[0.0, 0.5], [0.0, 0.7], [0.0, 0.25]],
+            "unit": "fraction of weights",
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one seed and a group every run emptied are nan by rule, not by 0/0
+        t = consistency_table(kept)
+    assert t["target"].tolist() == [0.4, 0.4, 0.6, 0.6]
+    assert t.loc[3, "cv"] == pytest.approx(np.std([0.5, 0.7], ddof=1) / 0.6)  # a mean below one still has a CV
+    assert t[["std", "cv"]].iloc[:3].isna().to_numpy().tolist() == [[True, True], [True, True], [False, True]]
+    empty = consistency_table(kept.iloc[:0])
+    assert empty.empty and list(empty.columns) == list(t.columns)

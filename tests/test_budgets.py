@@ -101,3 +101,44 @@ def test_the_error_for_a_short_trajectory_says_where_it_ends():
     with pytest.raises(ValueError, match=r"reaches 50 params.*ends at 80"):
         first_step_at_or_below([100, 80], 50)
     assert first_step_at_or_below([100, 80, 60], 100) == 0
+
+
+def test_the_warning_for_a_near_miss_names_the_source_and_how_far_it_lands(caplog):
+    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    target = source.param_count() + 1000
+    with caplog.at_level("WARNING", logger="prunestudy"):
+        spec, _ = scale_to_params(source, target)
+    gap = abs(spec.param_count() - target)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"scaling {source.spec_id}: the closest member has {spec.param_count()} params, "
+        f"{100 * gap / target:.1f}% from the target {target}"
+    ]
+
+
+def test_a_member_within_tolerance_logs_nothing_and_a_large_factor_is_reached(caplog):
+    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((1, 1, 1))
+    target = round(0.3 * wrn(10, 2, in_channels=1, image_size=8).param_count())
+    with caplog.at_level("WARNING", logger="prunestudy"):
+        spec, _ = scale_to_params(source, target)
+    assert caplog.records == [] and abs(spec.param_count() - target) <= 0.01 * target
+    # a factor between 729 and 1024 is still searched (the doubling stops only past 1024)
+    wide = wrn(10, 2, in_channels=1, image_size=8).with_mids((800, 800, 800))
+    spec, factor = scale_to_params(source, wide.param_count())
+    assert 729 < factor <= 1024 and abs(spec.param_count() - wide.param_count()) <= 0.01 * wide.param_count()
+
+
+def test_the_short_trajectory_error_says_what_to_change():
+    with pytest.raises(ValueError, match=r"ends at 80\); raise prune.max_prunes or lower prune.param_floor$"):
+        first_step_at_or_below([100, 90, 80], 50)
+
+
+def test_a_member_exactly_at_the_tolerance_counts_as_within_it(caplog):
+    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    target = source.param_count() + 1000
+    spec, _ = scale_to_params(source, target)  # the closest member, 730 params off
+    tol = abs(spec.param_count() - target) / target
+    assert tol * target == abs(spec.param_count() - target)  # exactly, in floating point
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prunestudy"):
+        assert scale_to_params(source, target, tol=tol)[0] == spec
+    assert caplog.records == []

@@ -92,6 +92,7 @@ def test_slimming_record_threshold_hook_and_settings_by_value():
     with pytest.raises(ValueError, match="sparsity must be >= 0"):
         SlimmingParams(sparsity=-1e-4)
     assert Slimming.regulariser(SlimmingParams(sparsity=3e-5), 0.4) == {"sparsity": 3e-5}
+    assert SlimmingParams(sparsity=0).sparsity == 0  # no sparsity term: slimming a plainly trained network
     model = VGG.build()
     for q in model.parameters():
         q.grad = torch.zeros_like(q)
@@ -387,3 +388,48 @@ def test_sss_settings_by_value():
     p = SSS.prune(state, spec, 0.02, SSSParams())
     assert p.removals == {} and p.record["gamma"] == 0.02 and p.record["blocks_per_stage"] == [1, 1, 1]
     assert p.record["factors"] == {"blocks.0": 1.0, "blocks.1": 1.0, "blocks.2": 1.0}
+
+
+def test_l1_per_stage_ratios_are_refused_for_a_preresnet_though_it_has_stages():
+    with pytest.raises(ValueError, match=r"^per-stage ratios are defined for CIFAR ResNets \(family resnet\); give"):
+        L1Norm.prune_widths(preresnet(20, False, in_channels=1, image_size=8), {"ratios": [0.5, 0.5, 0.5]})
+
+
+def test_l1_widths_may_empty_a_residual_branch_but_not_a_plain_layer():
+    spec = resnet(8, width=0.5, in_channels=1, image_size=8)
+    assert L1Norm.prune_widths(spec, {"widths": [0, 1, 32]}) == [0, 1, 32]  # a branch emptied, one kept, all kept
+    assert L1Norm.prune_widths(VGG, {"widths": [1, 1, 1, 1, 1]}) == [1, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match=r"group layers\.0 cannot keep 0 of its 8 channels"):
+        L1Norm.prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
+
+
+def test_l1_refuses_a_group_that_is_not_a_conv_s_outputs():
+    from types import SimpleNamespace
+
+    from prunestudy.arch.base import select_group
+
+    group = select_group("select", (0, 1, 2), "bn", "conv.weight")  # input columns of a conv: no filters to rank
+    spec = SimpleNamespace(groups=lambda: [group], spec_id="selection")
+    with pytest.raises(ValueError, match="group select is not a conv's outputs; L1 ranks filters"):
+        L1Norm.prune({}, spec, "A", L1Params({"A": {"widths": [2]}}))
+
+
+def test_slimming_scores_each_live_scaled_group_by_the_bn_channels_it_reads():
+    from types import SimpleNamespace
+
+    from prunestudy.arch.base import Group, select_group
+
+    gamma = torch.tensor([-0.4, 0.1, -0.3])
+    state = {"bn0.weight": gamma, "bn1.weight": gamma, "bn3.weight": gamma}
+    groups = [
+        Group("emptied", 0, (), scale="bn0.weight"),  # width 0: removed already, though its BN is in the state
+        Group("unscaled", 3, ()),
+        Group("absent", 3, (), scale="bn2.weight"),
+        select_group("select", (2, 0), "bn1", "conv.weight"),
+        Group("plain", 3, (), scale="bn3.weight"),
+    ]
+    got = scales(state, SimpleNamespace(groups=lambda: groups))
+    assert list(got) == ["select", "plain"]
+    assert got["select"].tolist() == pytest.approx([0.3, 0.4]) and got["plain"].tolist() == pytest.approx(
+        [0.4, 0.1, 0.3]
+    )

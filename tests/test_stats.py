@@ -35,7 +35,7 @@ def test_identical_groups_are_not_called_different():
     runs = _arms(shift=0.0)
     table = stats.budget_table(runs)
     assert (table["p_welch_holm"] > 0.05).all() and (table["p_mannwhitney_holm"] > 0.05).all()
-    paired = stats.paired_table(runs)
+    paired = stats.paired_table(runs, n_resamples=500)
     assert (paired["p_wilcoxon_holm"] > 0.05).all()
 
 
@@ -45,7 +45,7 @@ def test_clearly_shifted_groups_are():
     tuned_vs = table[table["arm_a"] == "pruned"]
     assert (tuned_vs["p_welch_holm"] < 0.01).all() and (tuned_vs["diff"] > 0.015).all()
     assert (tuned_vs["hedges_g"] > 3).all()
-    paired = stats.paired_table(runs)
+    paired = stats.paired_table(runs, n_resamples=500)
     assert (paired["p_wilcoxon_holm"] < 0.01).all()
     assert (paired["ci_low"] > 0.015).all() and (paired["ci_high"] < 0.025).all()
 
@@ -67,7 +67,7 @@ def test_holm_matches_hand_computation():
 
 
 def test_bootstrap_refuses_two_values():
-    assert all(np.isnan(stats.bootstrap_ci(np.array([0.1, 0.2]))))
+    assert all(np.isnan(stats.bootstrap_ci(np.array([0.1, 0.2]), n_resamples=500)))
 
 
 def _family(name_arm, params, errors, seeds=range(5), noise=0.001):
@@ -88,7 +88,7 @@ def test_family_comparison_finds_the_better_curve_only_inside_the_shared_range()
     )
     interp, grid = stats.interpolate(stats.family_curves(runs), 4)
     assert grid.min() == pytest.approx(2e3) and grid.max() == pytest.approx(3e4)
-    table = stats.family_table(runs, grid_points=4)
+    table = stats.family_table(runs, grid_points=4, n_resamples=500)
     row = table[(table["family_a"] == "scaled") & (table["family_b"] == "width")].iloc[0]
     assert row["mean_diff"] == pytest.approx(0.02, abs=0.002)
     assert row["p_t_holm"] < 0.05 and row["ci_low"] > 0.015
@@ -104,8 +104,10 @@ def test_verdict_rule():
 
 
 def test_claims_table_on_shifted_data_supports_liu():
-    paired = stats.paired_table(_arms(shift=0.02))
-    no_families = stats.family_table(pd.DataFrame(columns=["arm", "seed", "params", "test_error", "budget", "member"]))
+    paired = stats.paired_table(_arms(shift=0.02), n_resamples=500)
+    no_families = stats.family_table(
+        pd.DataFrame(columns=["arm", "seed", "params", "test_error", "budget", "member"]), 6, n_resamples=500
+    )
     claims = claims_table({"e": (paired, no_families)})
     liu = claims.set_index("claim").loc[["liu-scratch-e", "liu-scratch-b"]]
     assert (liu["verdict"] == "supported").all() and (liu["effect_pp"] > 1.5).all()
@@ -234,3 +236,49 @@ def test_crowleys_claims_need_a_trained_family_not_only_the_pruned_curves():
     )
     assert list(claims_table({"e": (paired, curves_only)})["claim"]) == ["liu-scratch-e"]
     assert "crowley-b-tuned" in set(claims_table({"e": (paired, _unrelated_families())})["claim"])
+
+
+def _paired_row(comparison, mean_diff, ci_low, p):
+    return {"comparison": comparison, "mean_diff": mean_diff, "ci_low": ci_low, "ci_high": mean_diff + 0.01} | {
+        "p_wilcoxon": p
+    }
+
+
+def test_every_claim_row_carries_its_claims_words_and_evidence():
+    from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, SCRATCH_E, WIDTH
+
+    paired = pd.DataFrame([_paired_row(f"{PRUNED} - {SCRATCH_E}", 0.01, 0.0, 0.2)])
+    families = pd.DataFrame(
+        {"family_a": [BOTTLENECK, WIDTH], "family_b": [CURVES[PRUNED], CURVES[SCRATCH_E]], "mean_diff": 0.01}
+        | {"ci_low": 0.0, "ci_high": 0.02, "p_t": 0.3}
+    )
+    table = claims_table({"e": (paired, families)}).set_index("claim")
+    by_id = {c.id: c for c in CLAIMS}
+    assert set(table.index) == {"liu-scratch-e", "crowley-b-tuned", "crowley-a-bottleneck", "crowley-b-width"}
+    for claim, row in table.iterrows():
+        c = by_id[claim]
+        assert (row["paper"], row["statement"], row["kind"]) == (c.paper, c.text, c.kind)
+    assert table.loc["liu-scratch-e", "evidence"] == "paired Wilcoxon over (target, seed)"
+    assert table.loc["crowley-a-bottleneck", "evidence"] == "family curves at matched params (t over seeds)"
+
+
+def test_default_alpha_and_margin_decide_at_their_boundaries():
+    """alpha 0.05 and a 0.5 pp margin: p_holm .06 is not significant, a CI reaching -0.502 pp passes the margin."""
+    paired = pd.DataFrame(
+        [
+            _paired_row("pruned - scratch-E", -0.01, -0.02, 0.03),  # two tests: p_holm .06
+            _paired_row("pruned - scratch-B", 0.001, -0.00502, 0.5),
+        ]
+    )
+    t = claims_table({"e": (paired, pd.DataFrame(columns=["family_a", "family_b"]))}).set_index("claim")
+    assert t.loc["liu-scratch-e", "p_holm"] == pytest.approx(0.06)
+    assert t["verdict"].to_dict() == {"liu-scratch-e": "inconclusive", "liu-scratch-b": "inconclusive"}
+    paired.loc[1, "ci_low"] = -0.00498
+    t = claims_table({"e": (paired, pd.DataFrame(columns=["family_a", "family_b"]))}).set_index("claim")
+    assert t.loc["liu-scratch-b", "verdict"] == "supported"
+
+
+def test_an_experiment_that_tests_no_claim_gives_an_empty_table_with_every_column():
+    empty = stats.paired_table(pd.DataFrame(columns=["arm", "budget", "seed", "test_error"]), n_resamples=500)
+    table = claims_table({"e": (empty, pd.DataFrame(columns=["family_a", "family_b"]))})
+    assert table.empty and list(table.columns) == list(COLUMNS)

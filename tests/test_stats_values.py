@@ -91,8 +91,8 @@ def test_bootstrap_ci_is_a_percentile_interval_of_the_mean():
     narrow = stats.bootstrap_ci(x, n_resamples=4000, seed=1, level=0.5)
     assert lo < narrow[0] < narrow[1] < hi
     assert stats.bootstrap_ci(x, n_resamples=4000, seed=1) == (lo, hi)  # seeded: the same interval again
-    assert stats.bootstrap_ci(np.array([0.2, 0.2, 0.2])) == (0.2, 0.2)
-    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([0.1, 0.3])))
+    assert stats.bootstrap_ci(np.array([0.2, 0.2, 0.2]), 100) == (0.2, 0.2)
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([0.1, 0.3]), 100))
 
 
 def test_paired_table_pairs_by_target_and_seed_whatever_the_row_order():
@@ -147,3 +147,104 @@ def test_mean_ci_of_two_values_uses_one_degree_of_freedom():
     m, sd, lo, hi = stats.mean_ci(np.array([1.0, 3.0]))
     assert (m, sd) == (2.0, pytest.approx(math.sqrt(2)))
     assert hi - 2 == pytest.approx(12.706204736174698 * math.sqrt(2) / math.sqrt(2)) == pytest.approx(2 - lo)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss")  # scipy's note on the constant arm
+def test_two_values_per_arm_are_enough_for_welch_and_one_constant_arm_does_not_stop_it():
+    from scipy.stats import mannwhitneyu, ttest_ind
+
+    two = stats._two_sample(np.array([0.1, 0.2]), np.array([0.3, 0.45]))
+    assert two["p_welch"] == pytest.approx(ttest_ind([0.1, 0.2], [0.3, 0.45], equal_var=False).pvalue)
+    assert two["p_mannwhitney"] == pytest.approx(mannwhitneyu([0.1, 0.2], [0.3, 0.45]).pvalue)  # U = 0: 2 / C(4,2)
+    assert two["p_mannwhitney"] == pytest.approx(1 / 3)
+    constant = stats._two_sample(np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.375, 0.75]))
+    assert constant["p_welch"] == pytest.approx(ttest_ind([0.5] * 3, [0.25, 0.375, 0.75], equal_var=False).pvalue)
+    single = stats._two_sample(np.array([0.1]), np.array([0.1]))  # one network each, the same error
+    assert single["p_welch"] == 1.0 and math.isnan(single["p_mannwhitney"])
+
+
+@pytest.mark.filterwarnings("error")  # nan by rule, not a nan numpy warned about
+def test_hedges_g_with_one_value_on_either_side_is_nan_without_a_warning():
+    assert math.isnan(stats.hedges_g(np.array([0.3]), np.array([0.2, 0.3, 0.4])))
+    assert math.isnan(stats.hedges_g(np.array([0.2, 0.3, 0.4]), np.array([0.3])))
+
+
+def test_the_scratch_pair_is_compared_where_the_pruned_arm_is_missing():
+    runs = _budget_runs()
+    t = stats.budget_table(runs[runs["arm"] != "pruned"])
+    assert list(zip(t["arm_a"], t["arm_b"], strict=True)) == [("scratch-E", "scratch-B")]
+
+
+def test_holm_keeps_a_float_column_with_nan_where_a_test_did_not_run():
+    out = stats.holm(pd.Series([0.01, float("nan"), 0.04]))
+    assert out.dtype == float and out.iloc[0] == pytest.approx(0.02) and math.isnan(out.iloc[1])
+    assert out.iloc[2] == pytest.approx(0.04)
+
+
+def _pairs(diffs):
+    """Runs where scratch-E beats pruned by ``diffs`` at one target, one seed each."""
+    rows = [_row("pruned", 0.5, s, 0.2 + d) for s, d in enumerate(diffs, 1)]
+    return pd.DataFrame(rows + [_row("scratch-E", 0.5, s, 0.2) for s in range(1, len(diffs) + 1)])
+
+
+@pytest.mark.filterwarnings("error")  # nan by rule, not a nan scipy warned about
+def test_paired_wilcoxon_needs_two_pairs_and_a_nonzero_difference():
+    assert stats.paired_table(_pairs([0.01, 0.02]), 100).loc[0, "p_wilcoxon"] == pytest.approx(0.5)  # 2 x 1/4
+    assert math.isnan(stats.paired_table(_pairs([0.01]), 100).loc[0, "p_wilcoxon"])
+    assert math.isnan(stats.paired_table(_pairs([0.0, 0.0, 0.0]), 100).loc[0, "p_wilcoxon"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's standard error of one resample
+def test_the_bootstrap_is_seeded_percentile_and_uses_the_given_resamples():
+    # nine zeros and a ten: the number of tens in a resample is Binomial(10, 0.1); P(none) = .35 > .025
+    # and P(at most 2) = .930 < .975 < P(at most 3) = .987, so the percentile interval is exactly (0, 3)
+    x = np.array([0.0] * 9 + [10.0])
+    assert stats.bootstrap_ci(x, 4000) == pytest.approx((0.0, 3.0))
+    assert stats.bootstrap_ci(x, 1)[0] == stats.bootstrap_ci(x, 1)[1]  # one resample: one mean, both bounds
+    paired = _pairs([0.01, 0.03, 0.02, 0.05, 0.0])
+    assert stats.paired_table(paired, 200).equals(stats.paired_table(paired, 200))
+
+
+def test_curves_that_meet_at_one_point_share_no_range():
+    runs = pd.DataFrame(
+        [
+            {"arm": "width", "seed": 1, "budget": None, "member": m, "params": p, "test_error": 0.1}
+            for m, p in ((1, 100), (2, 200))
+        ]
+        + [
+            {"arm": "bottleneck", "seed": 1, "budget": None, "member": m, "params": p, "test_error": 0.1}
+            for m, p in ((1, 200), (2, 400))
+        ]
+    )
+    interp, grid = stats.interpolate(stats.family_curves(runs), 4)
+    assert interp.empty and list(interp.columns) == list(stats.INTERP_COLUMNS) and len(grid) == 0
+    assert stats.family_table(runs, 4, 100).empty
+
+
+def _family_runs(shifts, bottleneck_seeds=None):
+    """Width and bottleneck curves over 100..1000 params; width's error shifted by ``shifts[seed]``."""
+    rows = []
+    for seed, shift in enumerate(shifts, 1):
+        rows += [{"arm": "width", "seed": seed, "params": p, "test_error": 0.3 + shift} for p in (100, 1000)]
+    for seed in bottleneck_seeds or range(1, len(shifts) + 1):
+        rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": 0.3} for p in (100, 1000)]
+    return pd.DataFrame(rows).assign(budget=None, member=1.0)
+
+
+@pytest.mark.filterwarnings("error")  # nan by rule, not a nan scipy warned about
+def test_families_without_a_shared_seed_or_with_a_constant_difference_have_no_p():
+    apart = stats.family_table(_family_runs([0.01, 0.02], bottleneck_seeds=[3, 4]), 2, 100).iloc[0]
+    assert apart["n_seeds"] == 0 and all(math.isnan(apart[c]) for c in ("mean_diff", "ci_low", "ci_high", "p_t"))
+    constant = stats.family_table(_family_runs([0.01, 0.01]), 2, 100).iloc[0]
+    assert constant["mean_diff"] == pytest.approx(-0.01) and math.isnan(constant["p_t"])
+
+
+def test_family_and_paired_intervals_are_seeded_by_the_given_seed():
+    runs = _family_runs([0.01, 0.03, 0.02, 0.06, 0.0])
+    row = stats.family_table(runs, 2, 300).iloc[0]
+    assert row["mean_diff"] == pytest.approx(-0.024) and row["ci_low"] < row["mean_diff"] < row["ci_high"] < 0
+    assert stats.family_table(runs, 2, 300).equals(stats.family_table(runs, 2, 300))
+    other = stats.family_table(runs, 2, 300, seed=7).iloc[0]
+    assert (other["ci_low"], other["ci_high"]) != (row["ci_low"], row["ci_high"])
+    paired = _pairs([0.01, 0.03, 0.02, 0.05, 0.0])
+    assert not stats.paired_table(paired, 300).equals(stats.paired_table(paired, 300, seed=7))

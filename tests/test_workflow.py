@@ -183,6 +183,10 @@ def _rules(jobs) -> Counter:
     return Counter(rule for rule, _ in jobs)
 
 
+# the jobs that read every run of an experiment (or of the study): they follow any change to a run
+AGGREGATIONS = {"latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
+
+
 def test_nothing_reruns_after_a_complete_run(default_run):
     work, config = default_run
     assert planned_jobs(work, config) == []
@@ -231,14 +235,49 @@ def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_ru
     n_guide = sum(2 * len(e["targets"]) for e in guided) * (len(seeds) + 1)
     assert _rules(jobs)["guide"] == n_guide
     assert _rules(jobs)["train_base"] == 4  # WRN, VGG (slimming), ResNet (shared by L1 and magnitude), SSS
-    aggregations = {"latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
-    assert {r for r, wc in jobs if "seed" not in wc} == aggregations
+    assert {r for r, wc in jobs if "seed" not in wc} == AGGREGATIONS
 
 
 def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(default_run):
     work, _ = default_run
     jobs = planned_jobs(work, write_config(work / "scratch.yaml", **{"scratch_e.epochs": 12}))
-    assert set(_rules(jobs)) == {"scratch", "latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
+    assert set(_rules(jobs)) == {"scratch", *AGGREGATIONS}
+
+
+@pytest.fixture(scope="module")
+def full_plan(default_run, tmp_path_factory):
+    """Every job a fresh run of the default config plans: what 'everything' means in the rerun table."""
+    _, config = default_run
+    return Counter(_rules(planned_jobs(tmp_path_factory.mktemp("fresh"), config)))
+
+
+def test_changing_scratch_b_s_cap_reruns_only_the_scratch_b_arm_and_what_follows(default_run):
+    work, _ = default_run
+    jobs = planned_jobs(work, write_config(work / "cap.yaml", **{"scratch_b.max_factor": 3}))
+    assert set(_rules(jobs)) == {"scratch", *AGGREGATIONS}
+    assert {wc["regime"] for r, wc in jobs if r == "scratch"} == {"B"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"train.milestones": [5, 10]}, {"data.split_seed": 1}, {"device": "cuda"}, {"gpu.compile": True}],
+    ids=["train.milestones", "data.split_seed", "device", "gpu.compile"],
+)
+def test_changing_the_recipe_data_device_or_compilation_reruns_everything(default_run, full_plan, change):
+    """Each changes every large network, so every job after one reruns too (the rerun table's 'everything')."""
+    work, _ = default_run
+    assert Counter(_rules(planned_jobs(work, write_config(work / "changed.yaml", **change)))) == full_plan
+
+
+def test_changing_a_model_option_reruns_everything_of_that_experiment_only(default_run, tmp_path):
+    work, config = default_run
+    cfg = [16, 16, "M", 32, 32]
+    jobs = planned_jobs(work, write_config(work / "model.yaml", **{"experiments.1.model.cfg": cfg}))
+    assert {wc["experiment"] for r, wc in jobs if "experiment" in wc} == {"vgg-slimming"}
+    # exactly the jobs a fresh run of that experiment alone plans (its bases, arms, tables, figures, claims)
+    alone = _experiments(config)[1] | {"model": {"family": "vgg", "cfg": cfg}}
+    fresh = planned_jobs(tmp_path, write_config(tmp_path / "alone.yaml", experiments=[alone]))
+    assert Counter(_rules(jobs)) == Counter(_rules(fresh))
 
 
 def test_changing_a_prune_option_reruns_pruning_onwards_but_not_base_training(default_run):

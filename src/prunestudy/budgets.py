@@ -77,7 +77,7 @@ def guided_spec(base: ArchSpec, pruned: Sequence[ArchSpec]) -> ArchSpec:
     for spec in pruned:
         if len(spec.widths_vector) != len(base_w):
             raise ValueError(f"{spec.spec_id} has {len(spec.widths_vector)} groups, the large network {len(base_w)}")
-    ratios = [sum(s.widths_vector[i] for s in pruned) / (len(pruned) * w) if w else 0 for i, w in enumerate(base_w)]
+    ratios = [sum(s.widths_vector[i] for s in pruned) / (len(pruned) * w) for i, w in enumerate(base_w)]
     return base.with_widths([max(1, round(r * w)) if r else 0 for r, w in zip(ratios, base_w, strict=True)])
 
 

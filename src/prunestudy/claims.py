@@ -143,6 +143,9 @@ CLAIMS = (
 )
 
 
+PAIRED_EVIDENCE = "paired Wilcoxon over (target, seed)"
+FAMILY_EVIDENCE = "family curves at matched params (t over seeds)"
+
 COLUMNS = (
     "experiment",
     "claim",
@@ -159,25 +162,26 @@ COLUMNS = (
 )
 
 
-def _measure(claim: Claim, paired: pd.DataFrame, families: pd.DataFrame) -> tuple[float, float, float, float, str]:
+def _measure(
+    claim: Claim, paired: pd.DataFrame, families: pd.DataFrame
+) -> tuple[float, float, float, float, str] | None:
     """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim.
 
     A comparison of two arms on the same architectures (or the same targets) comes from the paired
     table; a comparison of curves comes from the families table, which may list the pair either way
-    round. An experiment without one of the claim's arms gives nan: the claim does not apply to it.
+    round. None where the experiment lacks one of the claim's arms: the claim does not apply to it.
     """
-    row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"] if len(paired) else paired
+    row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"]
     if len(row):
         r = row.iloc[0]
-        return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], "paired Wilcoxon over (target, seed)"
+        return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], PAIRED_EVIDENCE
     for a, b, sign in ((claim.worse, claim.better, 1), (claim.better, claim.worse, -1)):
-        row = families[(families["family_a"] == a) & (families["family_b"] == b)] if len(families) else families
+        row = families[(families["family_a"] == a) & (families["family_b"] == b)]
         if len(row):
             r = row.iloc[0]
             lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
-            return sign * r["mean_diff"], lo, hi, r["p_t"], "family curves at matched params (t over seeds)"
-    nan = float("nan")
-    return nan, nan, nan, nan, ""
+            return sign * r["mean_diff"], lo, hi, r["p_t"], FAMILY_EVIDENCE
+    return None
 
 
 def claims_table(
@@ -195,15 +199,11 @@ def claims_table(
     """
     rows = []
     for name, (paired, families) in experiments.items():
-        trains_families = len(families) > 0 and bool(
-            set(families["family_a"]).union(families["family_b"]) & set(FAMILY_ARMS)
-        )
-        for c in CLAIMS:
-            if c.families_only and not trains_families:
+        trains_families = bool(set(families["family_a"]).union(families["family_b"]) & set(FAMILY_ARMS))
+        for c in (c for c in CLAIMS if trains_families or not c.families_only):
+            if (measured := _measure(c, paired, families)) is None:
                 continue
-            effect, lo, hi, p, source = _measure(c, paired, families)
-            if not source:
-                continue
+            effect, lo, hi, p, source = measured
             rows.append(
                 {
                     "experiment": name,

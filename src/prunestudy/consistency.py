@@ -27,7 +27,7 @@ def kept_vector(record_path: str | Path) -> tuple[list[float], str]:
     from prunestudy.artifacts import read_json
 
     record = read_json(record_path)
-    if record.get("extra", {}).get("masked"):
+    if record["extra"].get("masked"):
         from prunestudy import masks
 
         _, mask = masks.load(Path(record_path).with_name("mask.pt"))
@@ -50,7 +50,7 @@ def kept_frame(pruned: pd.DataFrame) -> pd.DataFrame:
 
 def mean_correlation(vectors: Sequence[Sequence[float]]) -> float:
     """Mean Pearson correlation over every pair of vectors; nan with fewer than two or a constant one."""
-    v = np.asarray(vectors, float)
+    v = np.asarray(vectors)
     if len(v) < 2 or any(np.ptp(x) == 0 for x in v):
         return float("nan")
     return float(np.mean([np.corrcoef(a, b)[0, 1] for a, b in combinations(v, 2)]))
@@ -60,7 +60,7 @@ def consistency_table(kept: pd.DataFrame) -> pd.DataFrame:
     """Per (target, group): mean, std and CV across seeds, with the target's mean between-run correlation."""
     rows = []
     for budget, g in kept.groupby("budget", sort=True):
-        w = np.array([list(v) for v in g["kept"]], dtype=float)
+        w = np.array([list(v) for v in g["kept"]])
         corr = mean_correlation(w)
         sd = w.std(0, ddof=1) if len(w) > 1 else np.full(w.shape[1], np.nan)
         mean = w.mean(0)

@@ -22,6 +22,8 @@ ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
 # (worse, better) pairs over (target, seed): tuned vs scratch; the blog's control (a large network trained
 # as long); and Liu's guided architectures against uniform narrowing to the same params
 PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B), (UNIFORM, GUIDED))
+BOOTSTRAP_SEED = 0  # the bootstrap's resampling is seeded: a rerun reproduces every interval
+INTERP_COLUMNS = ("family", "seed", "params", "error")
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -57,9 +59,10 @@ def holm(p: pd.Series) -> pd.Series:
 
 
 def _two_sample(a: np.ndarray, b: np.ndarray) -> dict:
-    """Welch's t and Mann-Whitney U p-values and Hedges' g; a test that cannot run gives nan."""
+    """Welch's t and Mann-Whitney U p-values and Hedges' g (two non-empty arms); a test that cannot run
+    gives nan, except that two arms of one and the same value give Welch's p = 1."""
     if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        identical = len(a) > 0 and len(b) > 0 and np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]
+        identical = np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]
         welch, mwu = (1.0 if identical else float("nan")), float("nan")
     else:
         welch = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
@@ -104,7 +107,7 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def paired_table(runs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+def paired_table(runs: pd.DataFrame, n_resamples: int, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """Across targets: fine-tuned vs each scratch regime, the long-base control vs Scratch-B and uniform vs
     guided, paired by (target, seed) (Wilcoxon signed-rank); ``mean_diff`` > 0 favours the second arm."""
     piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
@@ -126,19 +129,20 @@ def paired_table(runs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> 
                 "p_wilcoxon": p,
             }
         )
-    df = pd.DataFrame(rows)
-    if len(df):
-        df["p_wilcoxon_holm"] = holm(df["p_wilcoxon"])
+    df = pd.DataFrame(rows, columns=["comparison", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_wilcoxon"])
+    df["p_wilcoxon_holm"] = holm(df["p_wilcoxon"])
     return df
 
 
-def bootstrap_ci(x: np.ndarray, n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    x: np.ndarray, n_resamples: int, seed: int = BOOTSTRAP_SEED, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean (scipy.stats.bootstrap).
 
     Fewer than 3 values give nan bounds: resampling two numbers only returns their range, which would
     pass for a confidence interval without being one.
     """
-    x = np.asarray(x, float)
+    x = np.asarray(x)
     if len(x) < 3:
         return float("nan"), float("nan")
     if np.ptp(x) == 0:
@@ -164,21 +168,16 @@ def family_curves(runs: pd.DataFrame) -> pd.DataFrame:
 def interpolate(curves: pd.DataFrame, grid_points: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Each (family, seed) curve's error at common log-param points, inside the range all curves share."""
     groups = {k: g.sort_values("params") for k, g in curves.groupby(["family", "seed"]) if len(g) >= 2}
-    if not groups:
-        return pd.DataFrame(columns=["family", "seed", "params", "error"]), np.array([])
-    lo = max(np.log(g["params"].min()) for g in groups.values())
-    hi = min(np.log(g["params"].max()) for g in groups.values())
-    if lo >= hi:
-        return pd.DataFrame(columns=["family", "seed", "params", "error"]), np.array([])
+    lo = max((np.log(g["params"].min()) for g in groups.values()), default=np.inf)
+    hi = min((np.log(g["params"].max()) for g in groups.values()), default=-np.inf)
+    if lo >= hi:  # no curve of two points, or curves that share no range (or only one point)
+        return pd.DataFrame(columns=INTERP_COLUMNS), np.array([])
     grid = np.linspace(lo, hi, grid_points)
     rows = []
     for (family, seed), g in groups.items():
         err = np.interp(grid, np.log(g["params"].to_numpy(float)), g["test_error"].to_numpy(float))
-        rows += [
-            {"family": family, "seed": seed, "params": float(np.exp(x)), "error": e}
-            for x, e in zip(grid, err, strict=True)
-        ]
-    return pd.DataFrame(rows), np.exp(grid)
+        rows += [(family, seed, float(np.exp(x)), e) for x, e in zip(grid, err, strict=True)]
+    return pd.DataFrame(rows, columns=INTERP_COLUMNS), np.exp(grid)
 
 
 FAMILY_COLUMNS = (
@@ -194,11 +193,11 @@ FAMILY_COLUMNS = (
 )
 
 
-def family_table(runs: pd.DataFrame, grid_points: int = 6, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+def family_table(runs: pd.DataFrame, grid_points: int, n_resamples: int, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """Every pair of families: mean error difference over the shared grid, per seed, with a bootstrap CI."""
     interp, _ = interpolate(family_curves(runs), grid_points)
     rows = []
-    per_seed = interp.groupby(["family", "seed"])["error"].mean().unstack("family") if len(interp) else pd.DataFrame()
+    per_seed = interp.groupby(["family", "seed"])["error"].mean().unstack("family")
     for a, b in combinations(sorted(per_seed.columns), 2):
         d = (per_seed[a] - per_seed[b]).dropna().to_numpy()  # < 0: family a has lower error
         p = float(stats.ttest_1samp(d, 0.0).pvalue) if len(d) >= 2 and np.ptp(d) > 0 else float("nan")

@@ -38,12 +38,13 @@ class Magnitude(Method):
         names = [n for n, t in state.items() if n.endswith(".weight") and t.dim() == 4]  # conv weights
         flat = torch.cat([state[n].detach().abs().float().cpu().flatten() for n in names])
         k = int(len(flat) * target)
+        order = torch.sort(flat, stable=True).indices  # ties: the earlier weight goes first
         pruned = torch.zeros(len(flat), dtype=torch.bool)
-        pruned[torch.sort(flat, stable=True).indices[:k]] = True
+        pruned[order[:k]] = True
         mask, start = {}, 0
         for n in names:
             size = state[n].numel()
             mask[n] = ~pruned[start : start + size].view(state[n].shape)
             start += size
-        threshold = float(flat[torch.sort(flat, stable=True).indices[k - 1]]) if k else 0.0
+        threshold = float(flat[order[k - 1]]) if k else 0.0
         return Pruning(mask=mask, record={"weights": len(flat), "pruned": k, "threshold": threshold})
