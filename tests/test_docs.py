@@ -49,3 +49,24 @@ def test_every_methods_setting_is_documented():
         if f"`experiments[].prune.{f.name}`" not in doc
     ]
     assert not missing, missing
+
+
+def test_the_mutation_score_script_counts_timeouts_as_killed_and_unchecked_apart():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scores", ROOT / "workflow/scripts/mutation_scores.py")
+    scores = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scores)
+    out = "\n".join(
+        [
+            "    prunestudy.stats.x_holm__mutmut_1: killed",
+            "    prunestudy.stats.x_holm__mutmut_2: survived",
+            "    prunestudy.stats.x_holm__mutmut_3: timeout",
+            "    prunestudy.stats.x_holm__mutmut_4: not checked",
+            "    prunestudy.methods.l1norm.xǁL1Normǁprune__mutmut_7: no tests",
+        ]
+    )
+    lines = scores.table(scores.tally(out)).splitlines()
+    assert lines[2] == "| methods.l1norm | 1 | 0 | 1 | 0 | 0% |"
+    assert lines[3] == "| stats | 4 | 2 | 1 | 1 | 67% |"
+    assert lines[4] == "| all | 5 | 2 | 2 | 1 | 50% |"

@@ -87,6 +87,7 @@ def test_slimming_record_threshold_hook_and_settings_by_value():
     everything = torch.cat([scales(state, VGG)[g.name] for g in VGG.groups()])
     assert p.record["channels"] == 72 and p.record["requested"] == 18 == p.record["removed"]
     assert p.record["threshold"] == pytest.approx(float(everything.sort().values[17]))
+    assert p.record["rule"].startswith("an emptiable group") and p.record["rule"].endswith("largest |gamma|")
     assert all(c == sorted(c) for c in p.removals.values())
     assert Slimming.prune(state, VGG, 0.001, SlimmingParams()).record["threshold"] == 0.0  # k = 0
     with pytest.raises(ValueError, match="sparsity must be >= 0"):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_faults import EXP, TINY, P
+from tests.test_faults import TINY, P
 from tests.workflow_helpers import write_config
 
 pytestmark = [
@@ -28,8 +28,19 @@ pytestmark = [
 ]
 
 
+# a one-shot experiment: the shortest chain of jobs (each SLURM stage costs a status-check delay)
+ONESHOT = {
+    "name": "tiny-l1",
+    "model": {"family": "resnet", "depth": 8, "width": 0.5},
+    "method": "l1",
+    "prune": {"settings": {"A": {"ratios": [0.5, 0.5, 0.5]}}},
+    "targets": ["A"],
+    "finetune": {"epochs": 1, "batch_size": 64, "lr": 0.002, "schedule": "constant"},
+}
+
+
 def test_workflow_runs_to_completion_through_slurm(tmp_path):
-    config = write_config(tmp_path / "tiny.yaml", **TINY)
+    config = write_config(tmp_path / "tiny.yaml", **{**TINY, "experiments": [ONESHOT], "train.epochs": 2})
     env = {**os.environ, "PRUNESTUDY_SLURM_TIMEOUT": "900"}
     res = subprocess.run(
         [
@@ -50,7 +61,7 @@ def test_workflow_runs_to_completion_through_slurm(tmp_path):
     assert res.returncode == 0, out[-6000:]
     assert "cluster up" in out and "stopped" in out
     assert "Finished jobid" in out or "steps (100%) done" in out
-    runs = pd.read_csv(tmp_path / P.runs(experiment=EXP))
+    runs = pd.read_csv(tmp_path / P.runs(experiment=ONESHOT["name"]))
     assert set(runs["arm"]) == {"base", "pruned", "scratch-E", "scratch-B"}
     # the daemons are gone again
     ps = subprocess.run(["ps", "-eo", "stat=,comm="], capture_output=True, text=True).stdout.splitlines()
