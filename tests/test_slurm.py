@@ -40,7 +40,8 @@ ONESHOT = {
 
 
 def test_workflow_runs_to_completion_through_slurm(tmp_path):
-    config = write_config(tmp_path / "tiny.yaml", **{**TINY, "experiments": [ONESHOT], "train.epochs": 2})
+    tiny = {**TINY, "experiments": [ONESHOT], "train.epochs": 2, "train.milestones": [1]}
+    config = write_config(tmp_path / "tiny.yaml", **tiny)
     env = {**os.environ, "PRUNESTUDY_SLURM_TIMEOUT": "900"}
     res = subprocess.run(
         [
