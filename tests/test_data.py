@@ -121,3 +121,18 @@ def test_gather_crop_equals_a_window_of_the_padded_image(mode):
         assert plain or mirrored
         flips += mirrored and not plain
     assert 0 < flips < len(x)
+
+
+@pytest.mark.parametrize(("pad", "flip"), [(1, False), (0, True), (2, True)])
+def test_each_augmentation_is_drawn_on_its_own(pad, flip):
+    """Padding alone still crops and flipping alone still flips (the default digits run pads only)."""
+    from prunestudy.data import draw_batches
+
+    (batch,) = draw_batches([torch.arange(256)], Augment(pad=pad, flip=flip), torch.Generator().manual_seed(0))
+    assert batch.shift.shape == (2, 256) and set(batch.shift.unique().tolist()) == set(range(-pad, pad + 1))
+    if flip:
+        assert 0 < int(batch.flip.sum()) < 256
+    else:
+        assert batch.flip is None
+    (plain,) = draw_batches([torch.arange(8)], Augment(pad=0, flip=False), torch.Generator().manual_seed(0))
+    assert plain.shift is None and plain.flip is None
