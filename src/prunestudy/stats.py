@@ -24,6 +24,7 @@ ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
 PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B), (UNIFORM, GUIDED))
 BOOTSTRAP_SEED = 0  # the bootstrap's resampling is seeded: a rerun reproduces every interval
 INTERP_COLUMNS = ("family", "seed", "params", "error")
+PAIRED_COLUMNS = ("comparison", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_wilcoxon")
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -129,7 +130,7 @@ def paired_table(runs: pd.DataFrame, n_resamples: int, seed: int = BOOTSTRAP_SEE
                 "p_wilcoxon": p,
             }
         )
-    df = pd.DataFrame(rows, columns=["comparison", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_wilcoxon"])
+    df = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
     df["p_wilcoxon_holm"] = holm(df["p_wilcoxon"])
     return df
 
