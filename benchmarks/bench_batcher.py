@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from benchmarks.common import cifar_like, report
-from prunestudy.data import Augment, augment_batch, epoch_batches
+from prunestudy.training.data import Augment, apply_augment, draw_batches, epoch_batches
 
 
 class PilDataset(torch.utils.data.Dataset):
@@ -44,8 +44,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     for _epoch in range(3):
-        for idx in epoch_batches(n, args.batch, gen):
-            data.normalize(augment_batch(data.train.x[idx], aug, gen))
+        for b in draw_batches(epoch_batches(n, args.batch, gen), aug, gen):
+            data.normalize(apply_augment(data.train.x[b.idx], aug, b.shift, b.flip))
     ours = 3 * (n - n % args.batch) / (time.perf_counter() - t0)
 
     tf = transforms.Compose(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunestudy.config import validate
+from prunestudy.io.config import validate
 
 
 def main() -> None:

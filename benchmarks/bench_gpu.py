@@ -25,13 +25,14 @@ import torch
 from benchmarks.bench_removal import masked_trajectory
 from benchmarks.common import cifar_like
 from prunestudy.arch import wrn
-from prunestudy.data import Augment, draw_batches, epoch_batches
-from prunestudy.latency import latency_samples
 from prunestudy.methods.fisher import Fisher, FisherParams, choose_channel
-from prunestudy.recipe import Recipe
-from prunestudy.train import Runtime, evaluate, make_optimizer, train_step
-from prunestudy.trajectory import PruneState, run_chunk
-from prunestudy.transfers import Transfers
+from prunestudy.pruning.trajectory import PruneState, run_chunk
+from prunestudy.training.data import Augment, draw_batches, epoch_batches
+from prunestudy.training.latency import latency_samples
+from prunestudy.training.loop import evaluate, make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
+from prunestudy.training.transfers import Transfers
 
 AUG = Augment(pad=4, flip=True)
 SIZES = {  # name: (depth, images, batch, timed steps, image size, prune steps, every)

@@ -15,13 +15,15 @@ import time
 import torch
 
 from benchmarks.common import cifar_like, random_batch, report, timed
-from prunestudy import masks
 from prunestudy.arch import vgg
-from prunestudy.data import Augment
 from prunestudy.methods.magnitude import Magnitude, MagnitudeParams
 from prunestudy.methods.slimming import Slimming, SlimmingParams
-from prunestudy.oneshot import prune_once
-from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
+from prunestudy.pruning import masks
+from prunestudy.pruning.oneshot import load_weights, prune_once
+from prunestudy.training.data import Augment
+from prunestudy.training.loop import make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def step_time(spec, data, rt, batch, steps, hooks_for=None, init=None) -> float:
@@ -71,8 +73,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     state = spec.build().state_dict()
-    mask = prune_once(state, spec, Magnitude, 0.6, MagnitudeParams()).mask
-    dense, masked = against_plain(lambda m, o: masks.hooks(m, o, mask), lambda m: masks.apply(m, mask))
+    pruned = prune_once(state, spec, Magnitude, 0.6, MagnitudeParams())
+    dense, masked = against_plain(lambda m, o: masks.hooks(m, o, pruned.mask), load_weights(pruned.state))
     report(
         f"masked fine-tuning (60% of conv weights pruned), {args.model}, batch {args.batch}, {rt.device}",
         [("dense step (img/s)", args.batch / dense), ("masked step (img/s)", args.batch / masked)],

@@ -20,13 +20,15 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import cifar_like, report
-from prunestudy import data as data_mod
 from prunestudy.arch import wrn
-from prunestudy.data import Augment, draw_batches
 from prunestudy.methods.fisher import FisherCapture, FisherParams
-from prunestudy.surgery import materialise
-from prunestudy.train import Recipe, Runtime, derive_seed, evaluate, fit, make_optimizer, train_step
-from prunestudy.trajectory import PruneState, _step_batches, run_chunk
+from prunestudy.pruning.surgery import materialise
+from prunestudy.pruning.trajectory import PruneState, _step_batches, run_chunk
+from prunestudy.training import data as data_mod
+from prunestudy.training.data import Augment, draw_batches
+from prunestudy.training.loop import derive_seed, evaluate, fit, make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def masked_trajectory(

@@ -17,8 +17,10 @@ import torch
 
 from benchmarks.common import cifar_like, report, timed
 from prunestudy.arch import wrn
-from prunestudy.data import Augment, Batch
-from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
+from prunestudy.training.data import Augment, Batch
+from prunestudy.training.loop import make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from benchmarks.common import cifar_like, random_batch, report, timed
 from prunestudy.arch import wrn
-from prunestudy.data import Augment
-from prunestudy.train import Recipe, Runtime, make_optimizer, train_step
+from prunestudy.training.data import Augment
+from prunestudy.training.loop import make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def main() -> None:

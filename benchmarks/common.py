@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from prunestudy.catalog import DATASETS
-from prunestudy.data import Augment, Batch, Dataset, Split, draw_batches
+from prunestudy.io.catalog import DATASETS
+from prunestudy.training.data import Augment, Batch, Dataset, Split, draw_batches
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from prunestudy.budgets import scale_to_params, scratch_b_epochs
-from prunestudy.config import base_spec, member_spec, validate
+from prunestudy.io.config import base_spec, member_spec, validate
 from prunestudy.methods.fisher import FisherParams
+from prunestudy.pruning.budgets import scale_to_params, scratch_b_epochs
 
 TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "digits": 1797}
 TEST_IMAGES = {"cifar10": 10000, "cifar100": 10000}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunestudy import data as data_mod
 from prunestudy.arch import WRNSpec
-from prunestudy.config import validate
+from prunestudy.io.config import validate
+from prunestudy.training import data as data_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -27,6 +27,12 @@ def cfg():
 
     c = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
     return {**c, "model": c["experiments"][0]["model"], "prune": c["experiments"][0]["prune"]}
+
+
+def augment_once(x: torch.Tensor, aug, gen: torch.Generator) -> torch.Tensor:
+    """One batch of ``x`` augmented as the loop does it: draws from ``gen``, then one gather."""
+    (batch,) = data_mod.draw_batches([torch.arange(len(x))], aug, gen)
+    return x if batch.shift is None else data_mod.apply_augment(x, aug, batch.shift, batch.flip)
 
 
 def tiny_spec(mids=(3, 4, 5), widths=(4, 6, 8, 10), in_channels=1, image_size=8) -> WRNSpec:

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunestudy.arms import GUIDED, UNIFORM, plan
-from prunestudy.budgets import guided_spec
-from prunestudy.config import base_spec
-from prunestudy.consistency import consistency_table, mean_correlation
-from prunestudy.recipe import Recipe
-from prunestudy.tables import claims_latex, errors_table, write_table
+from prunestudy.analysis.consistency import consistency_table, mean_correlation
+from prunestudy.analysis.tables import claims_latex, errors_table, write_table
+from prunestudy.io.config import base_spec
+from prunestudy.pruning.arms import GUIDED, UNIFORM, plan
+from prunestudy.pruning.budgets import guided_spec
+from prunestudy.training.recipe import Recipe
 
 VGG = {"family": "vgg", "cfg": [8, 8, "M", 16, 16]}
 
@@ -110,8 +110,8 @@ def test_the_claims_latex_table_keeps_the_verdict_and_formats_the_effect():
 
 
 def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside_it(tmp_path):
-    from prunestudy.artifacts import ArtifactError, file_digest, write_json
     from prunestudy.cli import _check_sources
+    from prunestudy.io.artifacts import ArtifactError, file_digest, write_json
 
     specs, records, expected = [], [], []
     for seed in (1, 2):
@@ -135,9 +135,9 @@ def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside
 def test_what_a_pruned_run_kept_comes_from_its_spec_or_its_mask(tmp_path):
     import torch
 
-    from prunestudy import masks
-    from prunestudy.artifacts import write_json
-    from prunestudy.consistency import CHANNELS, WEIGHT_FRACTION, kept_frame, kept_vector
+    from prunestudy.analysis.consistency import CHANNELS, WEIGHT_FRACTION, kept_frame, kept_vector
+    from prunestudy.io.artifacts import write_json
+    from prunestudy.pruning import masks
 
     spec = _base().with_widths([4, 8, 2, 16])
     (tmp_path / "a").mkdir()

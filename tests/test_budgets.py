@@ -1,10 +1,10 @@
 import pytest
 
 from prunestudy.arch import densenet, wrn
-from prunestudy.arms import plan
-from prunestudy.budgets import first_step_at_or_below, scale_to_params, scratch_b_epochs
-from prunestudy.config import member_spec
-from prunestudy.recipe import Recipe
+from prunestudy.io.config import member_spec
+from prunestudy.pruning.arms import plan
+from prunestudy.pruning.budgets import first_step_at_or_below, scale_to_params, scratch_b_epochs
+from prunestudy.training.recipe import Recipe
 
 
 def test_scratch_b_epochs_arithmetic_and_cap():
@@ -17,7 +17,7 @@ def test_scratch_b_epochs_arithmetic_and_cap():
 
 def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
     base = wrn(16, 2)
-    pruned = base.with_mids([m // 4 for m in base.mids])
+    pruned = base.with_widths([m // 4 for m in base.mids])
     recipe = Recipe(epochs=20, batch_size=8, lr=0.1, milestones=(10, 15))
     p = plan("scratch-B", base, recipe, arch=pruned, max_factor=None)
     assert p.recipe.epochs == round(20 * base.flops() / pruned.flops())
@@ -43,7 +43,7 @@ def test_family_members_from_the_model_options():
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 1.5])
 def test_linear_scaling_lands_within_one_percent(fraction):
     base = wrn(16, 2)
-    source = base.with_mids([m // (i + 2) for i, m in enumerate(base.mids)])
+    source = base.with_widths([m // (i + 2) for i, m in enumerate(base.mids)])
     target = round(fraction * base.param_count())
     spec, factor = scale_to_params(source, target)
     assert abs(spec.param_count() - target) <= 0.01 * target
@@ -54,14 +54,14 @@ def test_linear_scaling_lands_within_one_percent(fraction):
 def test_scaling_a_small_network_rounds_each_block_to_reach_the_target(mids):
     """On WRN-10-2 one stage-3 channel is 5% of the target, so one rounding for every block misses 1%."""
     base = wrn(10, 2, in_channels=1, image_size=8)
-    source, target = base.with_mids(mids), round(0.15 * base.param_count())
+    source, target = base.with_widths(mids), round(0.15 * base.param_count())
     spec, factor = scale_to_params(source, target)
     assert abs(source.scaled(factor).param_count() - target) > 0.01 * target
     assert abs(spec.param_count() - target) <= 0.01 * target
 
 
 def test_an_unreachable_target_keeps_the_closest_member_and_warns(caplog):
-    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    source = wrn(10, 2, in_channels=1, image_size=8).with_widths((0, 0, 1))
     target = source.param_count() + 1000  # one more channel of the only mid adds 1730 params
     with caplog.at_level("WARNING", logger="prunestudy"):
         spec, _ = scale_to_params(source, target)
@@ -76,7 +76,7 @@ def test_first_step_at_or_below():
 
 
 def test_scratch_b_rounds_the_epochs_and_floors_the_cap():
-    from prunestudy.budgets import longest_scratch_b
+    from prunestudy.pruning.budgets import longest_scratch_b
 
     assert scratch_b_epochs(10, 135, 100, None) == 14  # 13.5 rounds to the even 14
     assert scratch_b_epochs(10, 125, 100, None) == 12  # 12.5 rounds to the even 12
@@ -90,7 +90,7 @@ def test_scratch_b_rounds_the_epochs_and_floors_the_cap():
 
 def test_scaling_keeps_removed_groups_removed_and_every_other_group_at_least_one_channel():
     base = wrn(10, 2, in_channels=1, image_size=8)
-    source = base.with_mids((0, 20, 40))
+    source = base.with_widths((0, 20, 40))
     tiny, _ = scale_to_params(source, round(0.01 * base.param_count()))
     assert tiny.mids[0] == 0 and min(tiny.mids[1:]) >= 1
     with pytest.raises(ValueError, match="cannot scale"):
@@ -104,7 +104,7 @@ def test_the_error_for_a_short_trajectory_says_where_it_ends():
 
 
 def test_the_warning_for_a_near_miss_names_the_source_and_how_far_it_lands(caplog):
-    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    source = wrn(10, 2, in_channels=1, image_size=8).with_widths((0, 0, 1))
     target = source.param_count() + 1000
     with caplog.at_level("WARNING", logger="prunestudy"):
         spec, _ = scale_to_params(source, target)
@@ -116,13 +116,13 @@ def test_the_warning_for_a_near_miss_names_the_source_and_how_far_it_lands(caplo
 
 
 def test_a_member_within_tolerance_logs_nothing_and_a_large_factor_is_reached(caplog):
-    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((1, 1, 1))
+    source = wrn(10, 2, in_channels=1, image_size=8).with_widths((1, 1, 1))
     target = round(0.3 * wrn(10, 2, in_channels=1, image_size=8).param_count())
     with caplog.at_level("WARNING", logger="prunestudy"):
         spec, _ = scale_to_params(source, target)
     assert caplog.records == [] and abs(spec.param_count() - target) <= 0.01 * target
     # a factor between 729 and 1024 is still searched (the doubling stops only past 1024)
-    wide = wrn(10, 2, in_channels=1, image_size=8).with_mids((800, 800, 800))
+    wide = wrn(10, 2, in_channels=1, image_size=8).with_widths((800, 800, 800))
     spec, factor = scale_to_params(source, wide.param_count())
     assert 729 < factor <= 1024 and abs(spec.param_count() - wide.param_count()) <= 0.01 * wide.param_count()
 
@@ -133,7 +133,7 @@ def test_the_short_trajectory_error_says_what_to_change():
 
 
 def test_a_member_exactly_at_the_tolerance_counts_as_within_it(caplog):
-    source = wrn(10, 2, in_channels=1, image_size=8).with_mids((0, 0, 1))
+    source = wrn(10, 2, in_channels=1, image_size=8).with_widths((0, 0, 1))
     target = source.param_count() + 1000
     spec, _ = scale_to_params(source, target)  # the closest member, 730 params off
     tol = abs(spec.param_count() - target) / target

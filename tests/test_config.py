@@ -8,7 +8,7 @@ from dataclasses import asdict, fields
 import pytest
 import yaml
 
-from prunestudy.config import SCHEMA, ConfigError, validate
+from prunestudy.io.config import SCHEMA, ConfigError, validate
 from prunestudy.methods.fisher import FisherParams
 from tests.conftest import ROOT
 
@@ -98,7 +98,7 @@ def test_milestones_are_sorted_before_anything_hashes_them():
 
 
 def test_nested_command_line_overrides_get_their_yaml_types():
-    from prunestudy.config import apply_overrides
+    from prunestudy.io.config import apply_overrides
 
     c = _load("config.yaml")
     apply_overrides(c, {"train": {"lr": "0.2", "milestones": ["3", "5"]}, "seeds": ["1", "2"], "threads": 2})
@@ -108,7 +108,7 @@ def test_nested_command_line_overrides_get_their_yaml_types():
 
 
 def test_missing_cifar_names_the_folder_and_the_fix(tmp_path):
-    from prunestudy.catalog import FILES, missing_files
+    from prunestudy.io.catalog import FILES, missing_files
 
     data = {"name": "cifar10", "root": str(tmp_path), "download": False}
     assert "cifar-10-batches-py/" in missing_files(data) and "data.download: true" in missing_files(data)
@@ -178,7 +178,7 @@ def test_a_regular_install_finds_its_schema(tmp_path):
         capture_output=True,
     )
     code = (
-        "import prunestudy, yaml, sys; from prunestudy.config import validate; "
+        "import prunestudy, yaml, sys; from prunestudy.io.config import validate; "
         "assert 'site-packages' in prunestudy.__file__, prunestudy.__file__; "
         "c = validate(yaml.safe_load(open(sys.argv[1]))); print(c['experiments'][0]['prune']['every'])"
     )
@@ -205,7 +205,7 @@ def test_one_shot_settings_are_checked_against_the_model():
 
 
 def test_experiments_that_train_the_same_model_plainly_share_their_large_network():
-    from prunestudy.config import base_name
+    from prunestudy.io.config import base_name
 
     c = validate(_load("config.yaml"))
     by = {e["name"]: e for e in c["experiments"]}

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from prunestudy import data as data_mod
-from prunestudy.data import Augment, DataError, augment_batch, epoch_batches, stratified_split
+from prunestudy.training import data as data_mod
+from prunestudy.training.data import Augment, DataError, epoch_batches, stratified_split
+from tests.conftest import augment_once
 
 
 def test_digits_splits_are_disjoint_stratified_and_deterministic(digits):
@@ -44,13 +45,13 @@ def test_stratified_split_counts():
 def test_augment_crops_shift_content_and_flips_mirror():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
     gen = torch.Generator().manual_seed(0)
-    out = augment_batch(x, Augment(pad=1, pad_mode="constant"), gen)
+    out = augment_once(x, Augment(pad=1, pad_mode="constant"), gen)
     assert out.shape == x.shape
     for i in range(2):  # every crop is a window of the zero-padded image
         padded = torch.nn.functional.pad(x[i], (1, 1, 1, 1))
         windows = [padded[:, r : r + 4, c : c + 4] for r in range(3) for c in range(3)]
         assert any(torch.equal(out[i], w) for w in windows)
-    flipped = augment_batch(x, Augment(flip=True), torch.Generator().manual_seed(1))
+    flipped = augment_once(x, Augment(flip=True), torch.Generator().manual_seed(1))
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
 
@@ -110,7 +111,7 @@ def test_unknown_dataset():
 @pytest.mark.parametrize("mode", ["reflect", "constant", "replicate"])
 def test_gather_crop_equals_a_window_of_the_padded_image(mode):
     x = torch.randint(0, 256, (16, 3, 6, 6), dtype=torch.uint8)
-    out = augment_batch(x, Augment(pad=2, pad_mode=mode, flip=True), torch.Generator().manual_seed(3))
+    out = augment_once(x, Augment(pad=2, pad_mode=mode, flip=True), torch.Generator().manual_seed(3))
     assert out.dtype == torch.uint8
     flips = 0
     for i in range(len(x)):
@@ -126,7 +127,7 @@ def test_gather_crop_equals_a_window_of_the_padded_image(mode):
 @pytest.mark.parametrize(("pad", "flip"), [(1, False), (0, True), (2, True)])
 def test_each_augmentation_is_drawn_on_its_own(pad, flip):
     """Padding alone still crops and flipping alone still flips (the default digits run pads only)."""
-    from prunestudy.data import draw_batches
+    from prunestudy.training.data import draw_batches
 
     (batch,) = draw_batches([torch.arange(256)], Augment(pad=pad, flip=flip), torch.Generator().manual_seed(0))
     assert batch.shift.shape == (2, 256) and set(batch.shift.unique().tolist()) == set(range(-pad, pad + 1))

@@ -13,7 +13,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_every_config_key_is_documented():
     import yaml
 
-    from prunestudy.config import SCHEMA
+    from prunestudy.io.config import SCHEMA
 
     schema = yaml.safe_load(SCHEMA.read_text())
     doc = (ROOT / "config/README.md").read_text()
@@ -59,14 +59,14 @@ def test_the_mutation_score_script_counts_timeouts_as_killed_and_unchecked_apart
     spec.loader.exec_module(scores)
     out = "\n".join(
         [
-            "    prunestudy.stats.x_holm__mutmut_1: killed",
-            "    prunestudy.stats.x_holm__mutmut_2: survived",
-            "    prunestudy.stats.x_holm__mutmut_3: timeout",
-            "    prunestudy.stats.x_holm__mutmut_4: not checked",
+            "    prunestudy.analysis.stats.x_holm__mutmut_1: killed",
+            "    prunestudy.analysis.stats.x_holm__mutmut_2: survived",
+            "    prunestudy.analysis.stats.x_holm__mutmut_3: timeout",
+            "    prunestudy.analysis.stats.x_holm__mutmut_4: not checked",
             "    prunestudy.methods.l1norm.xǁL1Normǁprune__mutmut_7: no tests",
         ]
     )
     lines = scores.table(scores.tally(out)).splitlines()
-    assert lines[2] == "| methods.l1norm | 1 | 0 | 1 | 0 | 0% |"
-    assert lines[3] == "| stats | 4 | 2 | 1 | 1 | 67% |"
+    assert lines[2] == "| analysis.stats | 4 | 2 | 1 | 1 | 67% |"
+    assert lines[3] == "| methods.l1norm | 1 | 0 | 1 | 0 | 0% |"
     assert lines[4] == "| all | 5 | 2 | 2 | 1 | 50% |"

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunestudy import paths
-from prunestudy.artifacts import load_checkpoint, read_json
-from prunestudy.config import base_name, validate
+from prunestudy.io import paths
+from prunestudy.io.artifacts import load_checkpoint, read_json
+from prunestudy.io.config import base_name, validate
 from tests.workflow_helpers import snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunestudy import figures
+from prunestudy.analysis import figures
 
 
 @pytest.fixture

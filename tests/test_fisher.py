@@ -84,7 +84,7 @@ def test_capture_raises_no_warnings():
 
 def test_fisher_settings_give_the_tuning_recipe_and_the_chunks():
     from prunestudy.methods.fisher import FisherParams
-    from prunestudy.recipe import Recipe
+    from prunestudy.training.recipe import Recipe
 
     p = FisherParams(max_prunes=250, chunk=100, lr=0.002, batch_size=64, momentum=0.8, weight_decay=1e-4)
     assert p.recipe == Recipe(epochs=1, batch_size=64, lr=0.002, momentum=0.8, weight_decay=1e-4, schedule="constant")

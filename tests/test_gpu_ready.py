@@ -15,15 +15,17 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from prunestudy import data as data_mod
-from prunestudy import gpus, masks
 from prunestudy.arch import build_spec, wrn
-from prunestudy.data import Augment, draw_batches, epoch_batches
 from prunestudy.methods import method
 from prunestudy.methods.fisher import Fisher, choose_channel
-from prunestudy.recipe import Recipe
-from prunestudy.train import Runtime, fit, make_optimizer, train_step
-from prunestudy.transfers import Transfers
+from prunestudy.pruning import masks
+from prunestudy.training import data as data_mod
+from prunestudy.training import gpus
+from prunestudy.training.data import Augment, draw_batches, epoch_batches
+from prunestudy.training.loop import fit, make_optimizer, train_step
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
+from prunestudy.training.transfers import Transfers
 
 ROOT = Path(__file__).resolve().parents[1]
 AUG = Augment(pad=2, pad_mode="constant", flip=True)
@@ -85,7 +87,10 @@ def test_drawn_batches_augment_exactly_as_per_batch_draws():
     x = torch.randint(0, 256, (40, 3, 6, 6), dtype=torch.uint8)
     order = [torch.arange(0, 20), torch.arange(20, 40)]
     per_batch = torch.Generator().manual_seed(7)
-    expected = [data_mod.augment_batch(x[i], AUG, per_batch) for i in order]
+    expected = []
+    for i in order:  # the step used to draw each batch's crop rows, crop columns and flips in turn
+        dy, dx, flip = data_mod._draw(len(i), AUG, per_batch)
+        expected.append(data_mod.apply_augment(x[i], AUG, torch.stack([dy, dx]), flip.bool()))
     drawn = draw_batches(order, AUG, torch.Generator().manual_seed(7))
     got = [data_mod.apply_augment(x[b.idx], AUG, b.shift, b.flip) for b in drawn]
     assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
@@ -179,7 +184,7 @@ def test_cpu_runtime_never_compiles_or_claims_a_gpu():
 
 CLAIMER = """
 import sys, time
-from prunestudy import gpus
+from prunestudy.training import gpus
 c = gpus.claim(["gpu-a", "gpu-b"], 2, exclusive=sys.argv[1] == "alone", poll_s=0.05)
 print(c.index, *c.slots, time.time(), flush=True)
 time.sleep(float(sys.argv[2]))

@@ -2,11 +2,12 @@
 
 import torch
 
-from prunestudy import masks
 from prunestudy.arch import vgg, wrn
-from prunestudy.data import Augment
-from prunestudy.recipe import Recipe
-from prunestudy.train import Runtime, fit
+from prunestudy.pruning import masks
+from prunestudy.training.data import Augment
+from prunestudy.training.loop import fit
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def _random_mask(model, density=0.5, seed=0):
@@ -25,7 +26,7 @@ def test_masked_training_keeps_pruned_weights_and_momentum_exactly_zero(digits, 
     seen = []
 
     def make_hooks(model, opt):
-        masks.apply(model, mask)
+        _zero_pruned(model, mask)
         h = masks.hooks(model, opt, mask)
 
         def watch():
@@ -83,14 +84,14 @@ def test_a_mask_that_does_not_fit_the_network_is_refused_by_name():
 
 
 def test_apply_and_the_hooks_zero_exactly_the_pruned_entries():
-    from prunestudy.optim import SGD
+    from prunestudy.training.optim import SGD
 
     model = vgg(cfg=(8, "M", 16, 16), in_channels=1, image_size=8).build()
     name = "layers.0.conv.weight"
     p = dict(model.named_parameters())[name]
     mask = {name: torch.rand(p.shape, generator=torch.Generator().manual_seed(0)) < 0.5}
     before = p.detach().clone()
-    masks.apply(model, mask)
+    _zero_pruned(model, mask)
     assert torch.equal(p.detach(), before * mask[name])
     opt = SGD(list(model.parameters()), lr=0.1, momentum=0.9)
     h = masks.hooks(model, opt, mask)
@@ -116,3 +117,10 @@ def test_conv_output_sizes_and_the_digest():
     assert masks.digest(a) == masks.digest({"y": torch.tensor([1]), "x": torch.tensor([1, 0])})  # order, dtype
     assert masks.digest(a) != masks.digest({"x": torch.tensor([False, True]), "y": torch.tensor([True])})
     assert masks.digest(a) != masks.digest({"z": torch.tensor([True, False]), "y": torch.tensor([True])})
+
+
+@torch.no_grad()
+def _zero_pruned(model, mask):
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        params[name].mul_(m)

@@ -4,7 +4,7 @@ import torch
 
 from prunestudy.arch.nets.wrn import Block
 from prunestudy.arch.wrn import BlockSpec
-from prunestudy.train import Runtime
+from prunestudy.training.runtime import Runtime
 
 
 def test_narrow_strided_projection_has_exact_gradients():

@@ -5,16 +5,17 @@ import json
 import pytest
 import torch
 
-from prunestudy import masks
 from prunestudy.arch import preresnet, resnet, vgg, wrn
-from prunestudy.arms import SCRATCH_B, plan
-from prunestudy.data import Augment
 from prunestudy.methods.l1norm import L1Norm, L1Params
 from prunestudy.methods.magnitude import Magnitude, MagnitudeParams
 from prunestudy.methods.slimming import Slimming, SlimmingParams, scales
-from prunestudy.oneshot import prune_once, redraw_masked
-from prunestudy.recipe import Recipe
-from prunestudy.train import Runtime, fit
+from prunestudy.pruning import masks
+from prunestudy.pruning.arms import SCRATCH_B, plan
+from prunestudy.pruning.oneshot import prune_once, redraw_masked
+from prunestudy.training.data import Augment
+from prunestudy.training.loop import fit
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 from tests.conftest import base_train_args, cli, slices
 
 VGG = vgg(cfg=(8, 8, "M", 16, "M", 16, 24), in_channels=1, image_size=8)
@@ -348,7 +349,7 @@ def test_an_interrupted_regularised_or_masked_run_resumes_to_identical_weights(d
         spec = wrn(10, 1, in_channels=1, image_size=8)
         pruned = prune_once(_state(spec), spec, Magnitude, 0.5, MagnitudeParams())
         make = lambda m, o: masks.hooks(m, o, pruned.mask)  # noqa: E731
-        from prunestudy.oneshot import load_weights
+        from prunestudy.pruning.oneshot import load_weights
 
         init = load_weights(pruned.state)
 

@@ -11,14 +11,15 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from prunestudy import train as train_mod
+from prunestudy.analysis.claims import claims_table
 from prunestudy.arch import build_spec, wrn
-from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, PRUNED_LONG, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
-from prunestudy.artifacts import atomic_write_text
-from prunestudy.claims import claims_table
-from prunestudy.data import Augment, apply_augment
-from prunestudy.recipe import Recipe
-from prunestudy.train import Runtime, fit
+from prunestudy.io.artifacts import atomic_write_text
+from prunestudy.pruning.arms import BOTTLENECK, CURVES, PRUNED, PRUNED_LONG, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
+from prunestudy.training import loop as train_mod
+from prunestudy.training.data import Augment, apply_augment
+from prunestudy.training.loop import fit
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 
 
 def test_the_test_split_is_evaluated_once_after_the_final_epoch_and_reported_as_test(digits, monkeypatch):
@@ -88,7 +89,7 @@ def test_fit_trains_each_epoch_at_that_epochs_rate(digits, monkeypatch):
 
 
 def test_cifar_pixels_are_the_pickles_bytes_channel_first_row_major(tmp_path, monkeypatch):
-    from prunestudy import data as data_mod
+    from prunestudy.training import data as data_mod
     from tests.test_data import _write_cifar
 
     _write_cifar(tmp_path, monkeypatch)
@@ -117,7 +118,7 @@ def test_a_crop_moves_every_pixel_by_its_drawn_offset(mode):
 def test_an_interrupted_write_leaves_the_old_file_intact(tmp_path):
     path = tmp_path / "table.csv"
     atomic_write_text(path, "old\n")
-    from prunestudy.artifacts import atomic_file
+    from prunestudy.io.artifacts import atomic_file
 
     with pytest.raises(KeyboardInterrupt), atomic_file(path) as f:
         f.write(b"half of the new")
@@ -205,7 +206,7 @@ def test_claims_from_hand_made_tables_in_both_orientations():
 
 
 def test_plotted_values_are_the_runs_values():
-    from prunestudy import figures
+    from prunestudy.analysis import figures
 
     runs = pd.DataFrame(
         [
@@ -260,7 +261,7 @@ def test_no_strided_1x1_convolution_anywhere(options):
 def test_verdicts_at_the_boundaries_of_the_rule():
     """Each comparison of the rule is strict: p equal to alpha, a zero effect, or a CI bound exactly at minus
     the margin decides nothing."""
-    from prunestudy.verdicts import verdict
+    from prunestudy.analysis.verdicts import verdict
 
     assert verdict("beats", 0.02, 0.01, 0.05, alpha=0.05, margin=0.005) == "inconclusive"  # p == alpha
     assert verdict("beats", 0.02, 0.01, 0.0499, alpha=0.05, margin=0.005) == "supported"

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from prunestudy.arch import spec_from_json
-from prunestudy.artifacts import load_checkpoint, save_checkpoint
-from prunestudy.data import Augment
+from prunestudy.io.artifacts import load_checkpoint, save_checkpoint
 from prunestudy.methods.fisher import FisherParams
-from prunestudy.surgery import materialise
-from prunestudy.train import Runtime, evaluate
-from prunestudy.trajectory import PruneState, run_chunk
+from prunestudy.pruning.surgery import materialise
+from prunestudy.pruning.trajectory import PruneState, run_chunk
+from prunestudy.training.data import Augment
+from prunestudy.training.loop import evaluate
+from prunestudy.training.runtime import Runtime
 from tests.conftest import ROOT, base_train_args, cli, slices, tiny_spec
 
 CFG = FisherParams(every=3, max_prunes=12, chunk=5, lr=0.01, batch_size=32)
@@ -233,7 +234,7 @@ def test_parameter_floor_stops_the_trajectory(digits, tmp_path):
 def test_a_prune_step_keeps_weights_and_momentum_channels_last(digits):
     """After surgery the network and the sliced momentum keep the parameters' layout, so the optimizer's
     batched update never falls back to one kernel per tensor."""
-    from prunestudy.trajectory import prune_step
+    from prunestudy.pruning.trajectory import prune_step
 
     spec = tiny_spec(mids=(3, 2, 4))
     rt = Runtime.pick("cpu")

@@ -33,8 +33,8 @@ def test_flops_match_reference_counters():
     # STUDY.md: WRN-28-10 at 32x32, dense vs mid channels halved (2 FLOPs per multiply-add).
     dense = wrn(28, 10)
     assert dense.flops() == 10_486_657_536
-    assert dense.with_mids([m // 2 for m in dense.mids]).flops() == 5_272_613_376
-    assert dense.macs() == 5_243_328_768  # multiply-adds; fvcore/ptflops report this number
+    assert dense.with_widths([m // 2 for m in dense.mids]).flops() == 5_272_613_376
+    assert dense.flops() // 2 == 5_243_328_768  # multiply-adds; fvcore/ptflops report this number
 
 
 def test_json_round_trip_and_stable_id():
@@ -42,7 +42,7 @@ def test_json_round_trip_and_stable_id():
     again = spec_from_json(spec.to_json())
     assert again == spec and again.spec_id == spec.spec_id
     assert spec.spec_id == tiny_spec().spec_id
-    assert spec.with_mids((3, 4, 4)).spec_id != spec.spec_id
+    assert spec.with_widths((3, 4, 4)).spec_id != spec.spec_id
 
 
 def test_empty_blocks_build_and_run():
@@ -75,7 +75,7 @@ def test_counts_equal_the_flop_counter_and_the_built_modules_params(in_channels,
     rng = random.Random(image_size)
     base = wrn(16, 2, in_channels=in_channels, image_size=image_size)
     specs = [base, wrn(16, 1.5, bottleneck=0.25, in_channels=in_channels, image_size=image_size)]
-    specs += [base.with_mids([rng.randint(0, m) for m in base.mids]) for _ in range(4)]  # pruned, some emptied
+    specs += [base.with_widths([rng.randint(0, m) for m in base.mids]) for _ in range(4)]  # pruned, some emptied
     for spec in specs:
         with torch.device("meta"):
             model, x = spec.build(), torch.empty(1, in_channels, image_size, image_size)

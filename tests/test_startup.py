@@ -10,10 +10,13 @@ def test_a_job_does_not_import_the_slow_modules_it_never_uses():
     scikit-learn (pulled in by load_digits) and counting with the FLOP counter cost 1.5 to 3 s each per job."""
     code = """
 import sys, torch
-from prunestudy import data
-from prunestudy.artifacts import versions
+from prunestudy.training import data
+from prunestudy.io.artifacts import versions
 from prunestudy.arch import wrn
-from prunestudy.train import Augment, Recipe, Runtime, fit
+from prunestudy.training.data import Augment
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
+from prunestudy.training.loop import fit
 d = data.load("digits")
 spec = wrn(10, 1, in_channels=1, image_size=8)
 fit(spec, d, Recipe(epochs=1, batch_size=256, lr=0.1), Augment(), seed=1, rt=Runtime.pick("cpu"))

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunestudy import stats
-from prunestudy.claims import CLAIMS, COLUMNS, claims_table
-from prunestudy.verdicts import verdict
+from prunestudy.analysis import stats
+from prunestudy.analysis.claims import CLAIMS, COLUMNS, claims_table
+from prunestudy.analysis.verdicts import verdict
 
 
 def _arms(shift: float, n_seeds: int = 6, budgets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
@@ -116,7 +116,7 @@ def test_claims_table_on_shifted_data_supports_liu():
 
 
 def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method_and_target_match(tmp_path):
-    from prunestudy.tables import references_table
+    from prunestudy.analysis.tables import references_table
 
     (tmp_path / "refs.yaml").write_text(
         "references:\n"
@@ -245,7 +245,7 @@ def _paired_row(comparison, mean_diff, ci_low, p):
 
 
 def test_every_claim_row_carries_its_claims_words_and_evidence():
-    from prunestudy.arms import BOTTLENECK, CURVES, PRUNED, SCRATCH_E, WIDTH
+    from prunestudy.pruning.arms import BOTTLENECK, CURVES, PRUNED, SCRATCH_E, WIDTH
 
     paired = pd.DataFrame([_paired_row(f"{PRUNED} - {SCRATCH_E}", 0.01, 0.0, 0.2)])
     families = pd.DataFrame(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import t as scipy_t
 
-from prunestudy import stats
+from prunestudy.analysis import stats
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom
 

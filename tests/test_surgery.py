@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from prunestudy.arch import densenet, preresnet, resnet, vgg, wrn
-from prunestudy.surgery import SurgeryError, load_momentum, materialise, momentum_by_name, remove_channels
-from prunestudy.train import Recipe, make_optimizer
+from prunestudy.pruning.surgery import SurgeryError, load_momentum, materialise, momentum_by_name, remove_channels
+from prunestudy.training.loop import make_optimizer
+from prunestudy.training.recipe import Recipe
 from tests.conftest import tiny_spec
 
 FAMILIES = {
@@ -179,8 +180,8 @@ def test_surgery_equals_torch_pruning_dependency_graph(family):
 
 
 def test_weights_that_do_not_fit_their_spec_are_refused_naming_the_file():
-    from prunestudy.artifacts import ArtifactError
-    from prunestudy.surgery import check_state
+    from prunestudy.io.artifacts import ArtifactError
+    from prunestudy.pruning.surgery import check_state
 
     spec = wrn(10, 1, in_channels=1, image_size=8)
     state = spec.build().state_dict()

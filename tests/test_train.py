@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from prunestudy.arch import wrn
-from prunestudy.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
-from prunestudy.data import Augment, Batch
-from prunestudy.train import NonFiniteLossError, Recipe, Runtime, evaluate, fit
+from prunestudy.io.artifacts import UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from prunestudy.training.data import Augment, Batch
+from prunestudy.training.loop import NonFiniteLossError, evaluate, fit
+from prunestudy.training.recipe import Recipe
+from prunestudy.training.runtime import Runtime
 from tests.conftest import ROOT, base_train_args, cli, tiny_spec
 
 RECIPE = Recipe(epochs=3, batch_size=64, lr=0.05, milestones=(2,))
@@ -155,7 +157,7 @@ def test_resume_state_from_another_config_is_ignored(digits, tmp_path, caplog):
 
 def test_train_step_runs_a_methods_hooks_after_backward_and_after_the_step(digits):
     from prunestudy.methods.base import TrainHooks
-    from prunestudy.train import make_optimizer, train_step
+    from prunestudy.training.loop import make_optimizer, train_step
 
     rt = Runtime.pick("cpu")
     model = rt.prepare(wrn(10, 1, in_channels=1, image_size=8).build()).train()

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from prunestudy import masks, paths
-from prunestudy.claims import CLAIMS
+from prunestudy.analysis.claims import CLAIMS
+from prunestudy.io import paths
+from prunestudy.pruning import masks
 from tests.browser import CHROMIUM, WALK_REPORT, open_page
 from tests.conftest import ROOT
 from tests.workflow_helpers import planned_jobs, snakemake, write_config
@@ -399,7 +400,7 @@ def _base(work: Path, prefix: str) -> Path:
 def _damage(case: str, work: Path) -> tuple[Path, tuple[str, ...]]:
     """Apply one damage; return the damaged file and the extra arguments of the rerun."""
     from prunestudy.arch import wrn
-    from prunestudy.artifacts import save_checkpoint
+    from prunestudy.io.artifacts import save_checkpoint
 
     r = work / "results/digits"
     if case == "metrics copied over another seed's":

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from prunestudy.arms import PRUNED, TRAINED, TUNED
-from prunestudy.artifacts import config_hash
-from prunestudy.paths import target_label
-from prunestudy.stages import LOGIC_VERSIONS
+from prunestudy.io.artifacts import config_hash
+from prunestudy.io.paths import target_label
+from prunestudy.io.stages import LOGIC_VERSIONS
+from prunestudy.pruning.arms import PRUNED, TRAINED, TUNED
 
 
 def _json(text: str):
@@ -53,7 +53,7 @@ def _runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_data(data_cfg: dict, rt):
-    from prunestudy import data
+    from prunestudy.training import data
 
     return data.load(
         data_cfg["name"],
@@ -66,13 +66,13 @@ def _load_data(data_cfg: dict, rt):
 
 
 def _augment(data_cfg: dict):
-    from prunestudy.data import Augment
+    from prunestudy.training.data import Augment
 
     return Augment(**data_cfg["augment"])
 
 
 def _base_spec(args):
-    from prunestudy.config import base_spec
+    from prunestudy.io.config import base_spec
 
     return base_spec(args.model, args.data)
 
@@ -94,8 +94,8 @@ def _finish(
     mask=None,
 ):
     """What every trained network leaves: ``model.pt`` and ``metrics.json``, each saying which run it is."""
-    from prunestudy.artifacts import save_checkpoint
-    from prunestudy.records import RunRecord, identity, outputs_beside
+    from prunestudy.io.artifacts import save_checkpoint
+    from prunestudy.io.records import RunRecord, identity, outputs_beside
 
     ident = identity(args.experiment, args.arm, args.seed, slot)
     save_checkpoint(out / "model.pt", {"spec": spec.to_json(), "state": model.state_dict(), "identity": ident})
@@ -126,8 +126,8 @@ def _finish(
 
 def _training_hooks(args, spec, mask):
     """The hooks of a method's regulariser (base training) or of a mask (scratch arms on a mask)."""
-    from prunestudy import masks
     from prunestudy.methods import method
+    from prunestudy.pruning import masks
 
     if mask is not None:
         return lambda model, opt: masks.hooks(model, opt, mask)
@@ -139,13 +139,15 @@ def _training_hooks(args, spec, mask):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from prunestudy import masks
     from prunestudy.arch import spec_from_json
-    from prunestudy.arms import plan
-    from prunestudy.config import member_spec
-    from prunestudy.oneshot import redraw_masked
-    from prunestudy.paths import train_resume
-    from prunestudy.train import Recipe, Runtime, derive_seed, fit
+    from prunestudy.io.config import member_spec
+    from prunestudy.io.paths import train_resume
+    from prunestudy.pruning import masks
+    from prunestudy.pruning.arms import plan
+    from prunestudy.pruning.oneshot import redraw_masked
+    from prunestudy.training.loop import derive_seed, fit
+    from prunestudy.training.recipe import Recipe
+    from prunestudy.training.runtime import Runtime
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu, args.compile, fixed_shape=True)
     sources = [args.mask or args.arch] if args.mask or args.arch else args.guide
@@ -221,8 +223,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _check_sources(paths: list[str], records: list[str] | None, expected: dict | list | None) -> dict:
     """Each spec or mask a run retrains is the file its pruning job recorded for the expected run."""
-    from prunestudy.artifacts import file_digest
-    from prunestudy.records import check_output
+    from prunestudy.io.artifacts import file_digest
+    from prunestudy.io.records import check_output
 
     expected = [expected] if isinstance(expected, dict) else expected
     if not records or not expected or not len(paths) == len(records) == len(expected):
@@ -236,9 +238,9 @@ def _check_sources(paths: list[str], records: list[str] | None, expected: dict |
 
 def _longest_scratch_b(args, base, recipe) -> int:
     """The longest Scratch-B budget among the pruned networks ``--long-from`` names (specs or masks)."""
-    from prunestudy import masks
     from prunestudy.arch import spec_from_json
-    from prunestudy.budgets import longest_scratch_b
+    from prunestudy.pruning import masks
+    from prunestudy.pruning.budgets import longest_scratch_b
 
     flops = []
     for path in args.long_from:
@@ -252,14 +254,16 @@ def _longest_scratch_b(args, base, recipe) -> int:
 
 def cmd_oneshot(args: argparse.Namespace) -> None:
     """Prune the large network once to the target, fine-tune it: the pruned-and-tuned arm."""
-    from prunestudy import masks
     from prunestudy.arch import spec_from_json
-    from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
-    from prunestudy.config import base_spec
+    from prunestudy.io.artifacts import atomic_write_text, file_digest, load_checkpoint
+    from prunestudy.io.config import base_spec
+    from prunestudy.io.paths import train_resume
     from prunestudy.methods import method
-    from prunestudy.oneshot import load_weights, prune_once
-    from prunestudy.paths import train_resume
-    from prunestudy.train import Recipe, Runtime, derive_seed, fit
+    from prunestudy.pruning import masks
+    from prunestudy.pruning.oneshot import load_weights, prune_once
+    from prunestudy.training.loop import derive_seed, fit
+    from prunestudy.training.recipe import Recipe
+    from prunestudy.training.runtime import Runtime
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu, args.compile, fixed_shape=True)
     m = method(args.method)
@@ -336,8 +340,8 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
 
 def _check_base(path: str, base, state: dict, identity: dict, expected, seed: int) -> None:
     """The large network a job prunes: the configured model, of the job's seed, with weights that fit it."""
-    from prunestudy.artifacts import expect
-    from prunestudy.surgery import check_state
+    from prunestudy.io.artifacts import expect
+    from prunestudy.pruning.surgery import check_state
 
     expect(path, "a network of the experiment's model", expected.spec_id, base.spec_id)
     expect(path, "the large network of seed", seed, identity.get("seed"))
@@ -355,17 +359,17 @@ def _target(text: str) -> float | str:
 def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
     import pandas as pd
 
-    from prunestudy.artifacts import atomic_write_text
+    from prunestudy.io.artifacts import atomic_write_text
 
     atomic_write_text(path, pd.DataFrame(rows, columns=list(columns)).to_csv(index=False))
 
 
 def cmd_prune_chunk(args: argparse.Namespace) -> None:
-    from prunestudy.artifacts import file_digest
+    from prunestudy.io.artifacts import file_digest
+    from prunestudy.io.paths import chunk_resume, steps_dir
     from prunestudy.methods.fisher import FisherParams
-    from prunestudy.paths import chunk_resume, steps_dir
-    from prunestudy.train import Runtime
-    from prunestudy.trajectory import ROW_FIELDS, PruneState, run_chunk
+    from prunestudy.pruning.trajectory import ROW_FIELDS, PruneState, run_chunk
+    from prunestudy.training.runtime import Runtime
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu)
     cfg = FisherParams(**args.prune)
@@ -414,7 +418,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
 
 def _check_chunk_input(args, state) -> None:
     """Chunk 0 starts from the large network of its seed; chunk c from chunk c-1 of the same trajectory."""
-    from prunestudy.artifacts import expect
+    from prunestudy.io.artifacts import expect
 
     if args.chunk == 0:
         _check_base(args.input, state.spec, state.weights, state.identity, _base_spec(args), args.seed)
@@ -427,8 +431,8 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
     """Join the chunk tables into one trajectory and sample it at every target (the pruned-and-tuned arm)."""
     import pandas as pd
 
-    from prunestudy.artifacts import atomic_write_text
-    from prunestudy.trajectory import check_steps
+    from prunestudy.io.artifacts import atomic_write_text
+    from prunestudy.pruning.trajectory import check_steps
 
     frames = [pd.read_csv(p) for p in args.chunks]
     df = pd.concat([f for f in frames if len(f)], ignore_index=True)
@@ -451,11 +455,11 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
 def _extract(args, df, budget: float, out: Path) -> None:
     """The first trajectory step at or below ``budget`` x base params: its spec and its errors."""
     from prunestudy.arch import spec_from_json
-    from prunestudy.arms import PRUNED
-    from prunestudy.artifacts import atomic_write_text, file_digest, load_checkpoint
-    from prunestudy.budgets import first_step_at_or_below
-    from prunestudy.paths import steps_dir
-    from prunestudy.records import RunRecord, identity, outputs_beside
+    from prunestudy.io.artifacts import atomic_write_text, file_digest, load_checkpoint
+    from prunestudy.io.paths import steps_dir
+    from prunestudy.io.records import RunRecord, identity, outputs_beside
+    from prunestudy.pruning.arms import PRUNED
+    from prunestudy.pruning.budgets import first_step_at_or_below
 
     base = _base_spec(args)
     i = first_step_at_or_below(df["params"].tolist(), budget * base.param_count())
@@ -501,9 +505,9 @@ def _extract(args, df, budget: float, out: Path) -> None:
 
 def cmd_latency(args: argparse.Namespace) -> None:
     """Time every distinct network of an experiment, alone on the device (all its GPU slots held)."""
-    from prunestudy.artifacts import atomic_write_text
-    from prunestudy.latency import latency_table
-    from prunestudy.train import Runtime
+    from prunestudy.io.artifacts import atomic_write_text
+    from prunestudy.training.latency import latency_table
+    from prunestudy.training.runtime import Runtime
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu, alone=True)
     df = latency_table(args.metrics, rt, args.latency)
@@ -514,9 +518,9 @@ def cmd_latency(args: argparse.Namespace) -> None:
 def cmd_collect(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from prunestudy.artifacts import atomic_write_text
-    from prunestudy.collect import runs_table
-    from prunestudy.tables import write_html
+    from prunestudy.analysis.collect import runs_table
+    from prunestudy.analysis.tables import write_html
+    from prunestudy.io.artifacts import atomic_write_text
 
     if len(args.expect) != len(args.metrics):
         raise ValueError(f"{len(args.metrics)} metrics files for {len(args.expect)} expected runs")
@@ -530,10 +534,10 @@ def cmd_compare(args: argparse.Namespace) -> None:
     """Every table of one experiment from its runs; its claims come from the study's `claims` step."""
     import pandas as pd
 
-    from prunestudy import stats
-    from prunestudy.arms import PRUNED
-    from prunestudy.consistency import consistency_table, kept_frame
-    from prunestudy.tables import errors_table, model_name, references_table, write_table
+    from prunestudy.analysis import stats
+    from prunestudy.analysis.consistency import consistency_table, kept_frame
+    from prunestudy.analysis.tables import errors_table, model_name, references_table, write_table
+    from prunestudy.pruning.arms import PRUNED
 
     a = args.analysis
     runs = pd.read_csv(args.runs)
@@ -556,9 +560,9 @@ def cmd_claims(args: argparse.Namespace) -> None:
     """The claims of every experiment in one table, Holm over the study; each experiment's rows beside it."""
     import pandas as pd
 
-    from prunestudy.claims import claims_table
-    from prunestudy.tables import claims_latex, write_table
-    from prunestudy.verdicts import HOLM_FAMILY
+    from prunestudy.analysis.claims import claims_table
+    from prunestudy.analysis.tables import claims_latex, write_table
+    from prunestudy.analysis.verdicts import HOLM_FAMILY
 
     if not len(args.experiments) == len(args.paired) == len(args.families) == len(args.per_experiment):
         raise ValueError("give one --paired, --families and --per-experiment per experiment, in the same order")
@@ -579,11 +583,11 @@ def cmd_claims(args: argparse.Namespace) -> None:
 def cmd_figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from prunestudy import figures
+    from prunestudy.analysis import figures
+    from prunestudy.analysis.consistency import kept_frame
     from prunestudy.arch import spec_from_dict
-    from prunestudy.arms import BASE, PRUNED
-    from prunestudy.artifacts import read_json
-    from prunestudy.consistency import kept_frame
+    from prunestudy.io.artifacts import read_json
+    from prunestudy.pruning.arms import BASE, PRUNED
 
     runs = pd.read_csv(args.runs)
     out = Path(args.out_dir)
@@ -608,8 +612,8 @@ def _read_trajectory(path: str, pruned):
     """A trajectory, refused unless it is the one every network sampled from it was extracted from."""
     import pandas as pd
 
-    from prunestudy.artifacts import expect, file_digest, read_json
-    from prunestudy.trajectory import check_steps
+    from prunestudy.io.artifacts import expect, file_digest, read_json
+    from prunestudy.pruning.trajectory import check_steps
 
     for record in pruned["path"]:
         expect(

@@ -1,5 +1,5 @@
 # Config validation, target lists and config slices. No rule logic lives here; every path comes from
-# prunestudy.paths and every arm name from prunestudy.arms.
+# prunestudy.io.paths and every arm name from prunestudy.pruning.arms.
 import json
 import os
 import sys
@@ -8,13 +8,14 @@ import yaml
 
 from snakemake.exceptions import WorkflowError
 
-from prunestudy import arms, paths
-from prunestudy.catalog import missing_files
-from prunestudy.config import ConfigError, apply_overrides, base_name, validate
+from prunestudy.pruning import arms
+from prunestudy.io import paths
+from prunestudy.io.catalog import missing_files
+from prunestudy.io.config import ConfigError, apply_overrides, base_name, validate
 from prunestudy.methods import method
-from prunestudy.records import identity
-from prunestudy.stages import LOGIC_VERSIONS as LOGIC
-from prunestudy.verdicts import HOLM_FAMILY, VERDICT_RULE
+from prunestudy.io.records import identity
+from prunestudy.io.stages import LOGIC_VERSIONS as LOGIC
+from prunestudy.analysis.verdicts import HOLM_FAMILY, VERDICT_RULE
 
 try:
     apply_overrides(config, workflow.config_settings.config or {})

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 
-# "    prunestudy.stats.x_holm__mutmut_3: survived" (methods are spelt xǁClassǁmethod)
+# "    prunestudy.analysis.stats.x_holm__mutmut_3: survived" (methods are spelt xǁClassǁmethod)
 LINE = re.compile(r"\s*prunestudy\.([\w.]+?)\.(?:x_|xǁ)\S*__mutmut_\d+: (.+)")
 KILLED = ("killed", "timeout")
 

@@ -17,20 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-
-@dataclass(frozen=True)
-class Layer:
-    """One counted layer: ``conv`` (no bias), ``linear`` (with bias), ``bn`` (affine, 2 params per channel)
-    or ``scale`` (one learnable factor per channel).
-
-    ``size`` is the conv's output side in pixels; a linear or BN layer has size 1.
-    """
-
-    kind: str
-    cin: int
-    cout: int
-    kernel: int = 1
-    size: int = 1
+from prunestudy.arch.counting import Layer, count
 
 
 @dataclass(frozen=True)
@@ -161,18 +148,11 @@ class ArchSpec:
 
     def param_count(self) -> int:
         """Learnable parameters of the built module (conv weights, BN affine, linear), no running stats."""
-        from prunestudy.arch.counting import count
-
         return count(self.layers())[0]
 
     def flops(self) -> int:
         """Forward FLOPs of one image as ``torch.utils.flop_counter`` counts them (multiply-add = 2 FLOPs)."""
-        from prunestudy.arch.counting import count
-
         return count(self.layers())[1]
-
-    def macs(self) -> int:
-        return self.flops() // 2
 
 
 def _plain(value: Any) -> Any:

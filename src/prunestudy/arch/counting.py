@@ -11,8 +11,22 @@ counter, to the built modules and to ptflops/fvcore instead.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from prunestudy.arch.base import Layer
+
+@dataclass(frozen=True)
+class Layer:
+    """One counted layer: ``conv`` (no bias), ``linear`` (with bias), ``bn`` (affine, 2 params per channel)
+    or ``scale`` (one learnable factor per channel).
+
+    ``size`` is the conv's output side in pixels; a linear or BN layer has size 1.
+    """
+
+    kind: str
+    cin: int
+    cout: int
+    kernel: int = 1
+    size: int = 1
 
 
 def count(layers: Iterable[Layer]) -> tuple[int, int]:

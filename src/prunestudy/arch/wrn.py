@@ -87,8 +87,6 @@ class WRNSpec(ArchSpec):
     def with_widths(self, widths: Sequence[int]) -> WRNSpec:
         return WRNSpec(self.depth, self.widths, tuple(widths), self.num_classes, self.in_channels, self.image_size)
 
-    with_mids = with_widths
-
     def layers(self) -> tuple[Layer, ...]:
         size = self.image_size
         out = [Layer("conv", self.in_channels, self.widths[0], 3, size)]

@@ -1,6 +1,6 @@
 """What a pruning method is: its hyper-parameters, its kind, and the training hooks it needs.
 
-The training loop (:func:`prunestudy.train.train_step`) calls a :class:`TrainHooks` after
+The training loop (:func:`prunestudy.training.loop.train_step`) calls a :class:`TrainHooks` after
 ``backward`` and after the optimizer step, so a method that regularises training (a subgradient on
 BN scales, a proximal step, gradient masking) or watches it (Fisher saliency) does so without editing
 the loop. Selection (which channels or weights go) is each method's own function.
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from prunestudy.arch import ArchSpec
-    from prunestudy.optim import SGD
+    from prunestudy.training.optim import SGD
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from prunestudy.arch import ArchSpec
 from prunestudy.methods.base import Method, TrainHooks
-from prunestudy.recipe import Recipe
+from prunestudy.training.recipe import Recipe
 
 if TYPE_CHECKING:
     import torch

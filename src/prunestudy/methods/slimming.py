@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from prunestudy.arch import ArchSpec
-    from prunestudy.optim import SGD
+    from prunestudy.training.optim import SGD
 
 
 @dataclass(frozen=True)

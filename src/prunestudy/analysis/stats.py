@@ -16,7 +16,17 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from prunestudy.arms import CURVES, GUIDED, PRUNED, PRUNED_LONG, RETRAINED, SCRATCH_B, SCRATCH_E, TARGETED, UNIFORM
+from prunestudy.pruning.arms import (
+    CURVES,
+    GUIDED,
+    PRUNED,
+    PRUNED_LONG,
+    RETRAINED,
+    SCRATCH_B,
+    SCRATCH_E,
+    TARGETED,
+    UNIFORM,
+)
 
 ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
 # (worse, better) pairs over (target, seed): tuned vs scratch; the blog's control (a large network trained

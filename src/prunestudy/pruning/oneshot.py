@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunestudy import masks
 from prunestudy.arch import ArchSpec
 from prunestudy.methods.base import Method
-from prunestudy.surgery import remove_channels
+from prunestudy.pruning import masks
+from prunestudy.pruning.surgery import remove_channels
 
 
 @dataclass
@@ -52,7 +52,7 @@ def prune_once(
 
 
 def load_weights(state: Mapping[str, torch.Tensor]) -> Callable[[nn.Module], None]:
-    """An ``init`` for :func:`prunestudy.train.fit` that starts from given weights (fine-tuning)."""
+    """An ``init`` for :func:`prunestudy.training.loop.fit` that starts from given weights (fine-tuning)."""
 
     def init(model: nn.Module) -> None:
         model.load_state_dict(state)

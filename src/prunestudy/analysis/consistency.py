@@ -24,11 +24,11 @@ WEIGHT_FRACTION = "fraction of weights"
 def kept_vector(record_path: str | Path) -> tuple[list[float], str]:
     """What one pruned run kept per group, and the unit: its spec's widths, or its mask's kept fractions."""
     from prunestudy.arch import spec_from_dict
-    from prunestudy.artifacts import read_json
+    from prunestudy.io.artifacts import read_json
 
     record = read_json(record_path)
     if record["extra"].get("masked"):
-        from prunestudy import masks
+        from prunestudy.pruning import masks
 
         _, mask = masks.load(Path(record_path).with_name("mask.pt"))
         return [float(m.float().mean()) for m in mask.values()], WEIGHT_FRACTION

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from prunestudy.arch import ArchSpec
-from prunestudy.budgets import guided_spec, scale_to_params, scratch_b_epochs
-from prunestudy.recipe import Recipe
+from prunestudy.pruning.budgets import guided_spec, scale_to_params, scratch_b_epochs
+from prunestudy.training.recipe import Recipe
 
 BASE = "base"
 PRUNED = "pruned"

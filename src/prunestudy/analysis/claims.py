@@ -3,9 +3,9 @@
 Every effect is oriented so that a positive value supports the claim: it is the test error of the
 network the claim says is worse minus that of the one it says is better, in percentage points.
 The table has one row per (claim, experiment) that the experiment can test. Holm's correction runs once
-over the study (:data:`prunestudy.verdicts.HOLM_FAMILY`): two claims that rest on the same comparison of
+over the study (:data:`prunestudy.analysis.verdicts.HOLM_FAMILY`): two claims that rest on the same comparison of
 one experiment (Liu's Scratch-E claim and Crowley's (b) against the tuned networks) share one test and one
-corrected p-value. The verdict rule is :data:`prunestudy.verdicts.VERDICT_RULE`; both are printed in the
+corrected p-value. The verdict rule is :data:`prunestudy.analysis.verdicts.VERDICT_RULE`; both are printed in the
 report from the same text.
 """
 
@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from prunestudy.arms import (
+from prunestudy.analysis.stats import holm
+from prunestudy.analysis.verdicts import verdict
+from prunestudy.pruning.arms import (
     BOTTLENECK,
     CURVES,
     FAMILY_ARMS,
@@ -29,8 +31,6 @@ from prunestudy.arms import (
     UNIFORM,
     WIDTH,
 )
-from prunestudy.stats import holm
-from prunestudy.verdicts import verdict
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def claims_table(
     wherever the arms exist.
 
     ``experiments`` maps each experiment to its (paired, families) tables. The family of Holm's
-    correction is :data:`prunestudy.verdicts.HOLM_FAMILY`: each distinct (experiment, worse, better)
+    correction is :data:`prunestudy.analysis.verdicts.HOLM_FAMILY`: each distinct (experiment, worse, better)
     measurement counts once, and claims resting on it share its corrected p-value.
     """
     rows = []

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunestudy.catalog import DATASETS, held_out
+from prunestudy.io.catalog import DATASETS, held_out
 
 
 class DataError(RuntimeError):
@@ -119,15 +119,6 @@ def draw_batches(
     if packed.shape[1] == 1:
         return [Batch(b[0]) for b in packed]
     return [Batch(b[0], b[1:3], b[3].bool() if aug.flip else None) for b in packed]
-
-
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Draw one batch's augmentation on ``gen`` and apply it (:func:`apply_augment`)."""
-    draws = _draw(len(x), aug, gen)
-    if not draws:
-        return x
-    dy, dx, flip = (d.to(x.device) for d in draws)
-    return apply_augment(x, aug, torch.stack([dy, dx]), flip.bool() if aug.flip else None)
 
 
 def apply_augment(x: torch.Tensor, aug: Augment, shift: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prunestudy.arch import ArchSpec
-from prunestudy.arms import ARMS
-from prunestudy.artifacts import expect, file_digest, read_json, versions, write_json
+from prunestudy.io.artifacts import expect, file_digest, read_json, versions, write_json
+from prunestudy.pruning.arms import ARMS
 
 
 @dataclass
@@ -52,7 +52,7 @@ class RunRecord:
         nonzero conv weights (``extra.dense_params`` / ``extra.dense_flops`` keep the dense counts)."""
         params, flops = spec.param_count(), spec.flops()
         if mask:
-            from prunestudy import masks
+            from prunestudy.pruning import masks
 
             kw["extra"] = {**kw.get("extra", {}), "dense_params": params, "dense_flops": flops, "masked": True}
             params, flops = masks.nonzero_params(spec, mask), masks.nonzero_flops(spec, mask)

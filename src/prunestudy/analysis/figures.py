@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from prunestudy.arms import BASE, TARGETED
-from prunestudy.paths import target_label
-from prunestudy.stats import family_curves
+from prunestudy.analysis.stats import family_curves
+from prunestudy.io.paths import target_label
+from prunestudy.pruning.arms import BASE, TARGETED
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
 ARM_ORDER = [*TARGETED]  # the networks of one target, in the order budget_arms draws them
@@ -29,7 +29,7 @@ DODGE = 0.015  # relative spread along x between the families' summary markers
 
 
 def save(fig: plt.Figure, stem: str | Path) -> None:
-    from prunestudy.artifacts import atomic_file
+    from prunestudy.io.artifacts import atomic_file
 
     for ext in ("png", "pdf"):
         with atomic_file(Path(stem).with_suffix(f".{ext}")) as f:
@@ -142,7 +142,7 @@ def _whole_groups() -> matplotlib.ticker.Locator:
 def channel_profile(kept: pd.DataFrame) -> plt.Figure:
     """What each group kept against group index, one line per target (one panel per pruning seed).
 
-    ``kept`` has columns seed, budget, kept (a sequence per row) and unit (see :mod:`prunestudy.consistency`).
+    ``kept`` has columns seed, budget, kept (a sequence per row) and unit (see :mod:`prunestudy.analysis.consistency`).
     """
     seeds = sorted(kept["seed"].unique())
     fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.8), squeeze=False, sharey=True)
@@ -187,8 +187,8 @@ def trajectory_heatmap(trajectories: dict[int, pd.DataFrame], initial: list[int]
 
 def consistency(kept: pd.DataFrame) -> plt.Figure:
     """Across pruning seeds, one panel per target: each seed's kept widths (thin) and their mean +- std,
-    as :func:`prunestudy.consistency.consistency_table` gives them."""
-    from prunestudy.consistency import consistency_table
+    as :func:`prunestudy.analysis.consistency.consistency_table` gives them."""
+    from prunestudy.analysis.consistency import consistency_table
 
     summary = consistency_table(kept)
     budgets = sorted(kept["budget"].unique(), key=str)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from prunestudy.arch import ArchSpec
-from prunestudy.optim import SGD
+from prunestudy.training.optim import SGD
 
 
 class SurgeryError(ValueError):
@@ -95,7 +95,7 @@ def load_momentum(model: nn.Module, opt: SGD, buffers: Mapping[str, torch.Tensor
 
 def check_state(spec: ArchSpec, state: Mapping[str, torch.Tensor], source: object) -> None:
     """Refuse weights that do not fit ``spec`` (missing, extra or misshapen tensors), naming ``source``."""
-    from prunestudy.artifacts import REDO, ArtifactError
+    from prunestudy.io.artifacts import REDO, ArtifactError
 
     with torch.device("meta"):
         wanted = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunestudy.arms import TARGETED
-from prunestudy.records import check_record
+from prunestudy.io.records import check_record
+from prunestudy.pruning.arms import TARGETED
 
 # copied verbatim from each metrics.json
 COPIED = (
@@ -56,7 +56,7 @@ def runs_table(
     paths: Iterable[str | Path], experiment: str, latency: pd.DataFrame, expected: list[dict]
 ) -> pd.DataFrame:
     """One row per network of ``experiment``: its own and the shared large networks it prunes, with the
-    latency measured for its spec (``latency``: spec_id -> latency_ms, see :mod:`prunestudy.latency`).
+    latency measured for its spec (``latency``: spec_id -> latency_ms, see :mod:`prunestudy.training.latency`).
 
     ``expected`` is the identity of each file, from the config: a file that is not the run its slot
     expects (copied over another seed's, say) stops the table, so no run is counted twice or missed."""

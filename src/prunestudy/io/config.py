@@ -18,11 +18,11 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from prunestudy.arch import ArchSpec, build_spec
-from prunestudy.catalog import DATASETS, held_out
+from prunestudy.io.catalog import DATASETS, held_out
+from prunestudy.io.paths import target_label
 from prunestudy.methods import method
-from prunestudy.paths import target_label
 
-SCHEMA = files("prunestudy") / "config.schema.yaml"
+SCHEMA = files("prunestudy.io") / "config.schema.yaml"
 
 # top-level keys of the one-experiment config, and where each went
 MOVED = {
@@ -262,7 +262,7 @@ def base_name(e: dict[str, Any], target: float | str, data: dict[str, Any]) -> s
     """Which large network an experiment's target prunes: the model's spec id, plus the method and a hash
     of its regulariser when its training differs. Plainly trained networks are so shared between
     experiments (and methods) that prune the same model."""
-    from prunestudy.artifacts import config_hash
+    from prunestudy.io.artifacts import config_hash
 
     m = method(e["method"])
     spec_id = base_spec(m.base_options(e["model"]), data).spec_id

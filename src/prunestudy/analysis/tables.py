@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from prunestudy.arms import BASE, TARGETED
-from prunestudy.artifacts import atomic_write_text
+from prunestudy.io.artifacts import atomic_write_text
+from prunestudy.pruning.arms import BASE, TARGETED
 
 
 def write_table(

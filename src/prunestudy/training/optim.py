@@ -5,7 +5,7 @@ which every short workflow job would pay for nothing. :class:`SGD` keeps the hyp
 momentum buffer per parameter, and its step calls ``torch.optim.sgd.sgd``, the function that
 ``torch.optim.SGD.step`` calls, with the same defaults: the arithmetic is PyTorch's, and a test holds
 the two bit-identical. Buffers are keyed by parameter so that surgery can slice them by name.
-Parameter groups carry their own weight decay and learning-rate scale, as torch's do.
+Parameter groups carry their own weight decay, as torch's do.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ class SGD:
             {
                 "params": list(g["params"]),
                 "weight_decay": g.get("weight_decay", weight_decay),
-                "lr_scale": g.get("lr_scale", 1.0),
             }
             for g in params
         ]
@@ -58,7 +57,7 @@ class SGD:
                 buffers,
                 weight_decay=g["weight_decay"],
                 momentum=self.momentum,
-                lr=self.lr * g["lr_scale"],
+                lr=self.lr,
                 dampening=0.0,
                 nesterov=self.nesterov,
                 maximize=False,

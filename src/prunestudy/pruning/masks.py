@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from prunestudy.arch import ArchSpec, spec_from_json
-from prunestudy.artifacts import load_checkpoint, save_checkpoint
+from prunestudy.io.artifacts import load_checkpoint, save_checkpoint
 from prunestudy.methods.base import TrainHooks
-from prunestudy.optim import SGD
+from prunestudy.training.optim import SGD
 
 Mask = dict[str, torch.Tensor]  # parameter name -> bool tensor of the parameter's shape
 
@@ -29,15 +29,6 @@ def check(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
     for name, m in mask.items():
         if name not in params or params[name].shape != m.shape:
             raise ValueError(f"mask entry {name} {tuple(m.shape)} does not fit the network")
-
-
-@torch.no_grad()
-def apply(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
-    """Zero the pruned weights in place."""
-    check(model, mask)
-    params = dict(model.named_parameters())
-    for name, m in mask.items():
-        params[name].mul_(m.to(params[name].device))
 
 
 def hooks(model: nn.Module, opt: SGD, mask: Mapping[str, torch.Tensor]) -> TrainHooks:

@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from prunestudy.arch import ArchSpec, spec_from_json
-from prunestudy.artifacts import ArtifactError, load_checkpoint, load_resume, save_checkpoint
-from prunestudy.data import Augment, Dataset, draw_batches
+from prunestudy.io.artifacts import ArtifactError, load_checkpoint, load_resume, save_checkpoint
+from prunestudy.io.paths import step_checkpoint
 from prunestudy.methods.fisher import Fisher, FisherParams
-from prunestudy.paths import step_checkpoint
-from prunestudy.surgery import load_momentum, materialise, momentum_by_name, remove_channels
-from prunestudy.train import Runtime, check_finite, derive_seed, evaluate, make_optimizer, train_step
+from prunestudy.pruning.surgery import load_momentum, materialise, momentum_by_name, remove_channels
+from prunestudy.training.data import Augment, Dataset, draw_batches
+from prunestudy.training.loop import check_finite, derive_seed, evaluate, make_optimizer, train_step
+from prunestudy.training.runtime import Runtime
 
 log = logging.getLogger("prunestudy")
 
@@ -89,7 +90,7 @@ class PruneState:
 
 def check_steps(df: pd.DataFrame, source: object) -> None:
     """A trajectory table is steps 1..n, each once: a gap or a repeat means a damaged or spliced file."""
-    from prunestudy.artifacts import REDO
+    from prunestudy.io.artifacts import REDO
 
     steps = df["step"].tolist()
     if steps != list(range(1, len(steps) + 1)):

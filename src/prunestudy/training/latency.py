@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from prunestudy.arch import ArchSpec, spec_from_dict
-from prunestudy.artifacts import read_json
-from prunestudy.train import Runtime
+from prunestudy.io.artifacts import read_json
+from prunestudy.training.runtime import Runtime
 
 COLUMNS = ("spec_id", "latency_ms", "latency_batch", "device", "threads")
 

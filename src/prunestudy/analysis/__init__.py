@@ -1,0 +1,1 @@
+"""Analysis: collecting runs, statistics, claims and their verdicts, tables and figures."""

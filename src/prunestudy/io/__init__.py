@@ -1,0 +1,1 @@
+"""Artefacts and configuration: paths, atomic writes and checks, the config schema, records."""

@@ -1,0 +1,1 @@
+"""Pruning: surgery and masks, the iterative and one-shot runners, budgets and the arms."""

@@ -1,0 +1,1 @@
+"""Training: datasets and their batches, recipes, the optimiser, the loop, devices and latency."""
