@@ -44,14 +44,9 @@ _STYLE = (
 
 def model_name(model: dict) -> str:
     """The name the papers use for the configured architecture, as written in references.yaml."""
-    family = model["family"]
-    if family == "wrn":
-        return f"WRN-{model['depth']}-{model['width']:g}"
-    if family == "vgg":
-        return str(model.get("name") or "VGG").upper().replace("VGG", "VGG-")
-    if family == "densenet":
-        return f"DenseNet-{'BC-' if model.get('bc') else ''}{model['depth']}"
-    return {"resnet": "ResNet", "preresnet": "PreResNet"}[family] + f"-{model['depth']}"
+    from prunestudy.arch import FAMILIES
+
+    return FAMILIES[model["family"]].spec.paper_name(model)
 
 
 def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: str, method: str) -> pd.DataFrame:

@@ -88,6 +88,11 @@ class ArchSpec:
     def layers(self) -> tuple[Layer, ...]:
         raise NotImplementedError
 
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """The name the papers (and ``config/references.yaml``) print for these model options."""
+        raise NotImplementedError
+
     def kept(self, keep: Mapping[str, Sequence[int]]) -> ArchSpec:
         """The spec after a removal that keeps, in each named group, the listed channel positions.
 

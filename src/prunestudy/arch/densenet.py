@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, select_group
 from prunestudy.arch.resnet import _resize
@@ -55,6 +55,11 @@ class DenseNetSpec(ArchSpec):
                 raise ValueError(f"a selection must list distinct channels below {width}, got {s}")
         if any(s == () for s in selects[self.n_layers :]):
             raise ValueError("a transition's or the head's selection cannot be empty")
+
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """DenseNet-40 or DenseNet-BC-100, as references.yaml writes it."""
+        return f"DenseNet-{'BC-' if options.get('bc') else ''}{options['depth']}"
 
     @property
     def per_block(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out, select_group
 
@@ -51,6 +51,11 @@ class ResNetSpec(ArchSpec):
             raise ValueError(f"expected {3 * self.n} non-negative mids for depth {self.depth}, got {self.mids}")
         object.__setattr__(self, "mids", tuple(int(m) for m in self.mids))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """ResNet-<depth> (Li et al.'s CIFAR ResNets), as references.yaml writes it."""
+        return f"ResNet-{options['depth']}"
 
     @property
     def n(self) -> int:
@@ -158,6 +163,11 @@ class PreResNetSpec(ArchSpec):
                 raise ValueError(f"a selection must list distinct channels below {width}, got {s}")
         if self.selects[-1] == ():
             raise ValueError("the head's selection cannot be empty")
+
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """PreResNet-<depth>, as references.yaml writes it."""
+        return f"PreResNet-{options['depth']}"
 
     @property
     def n(self) -> int:

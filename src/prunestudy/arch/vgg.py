@@ -10,9 +10,9 @@ empty layer disconnects the network.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group
 
@@ -43,6 +43,12 @@ class VGGSpec(ArchSpec):
         if self.image_size >> cfg.count("M") < 1:
             raise ValueError(f"{cfg.count('M')} poolings do not fit a {self.image_size}-pixel input")
         object.__setattr__(self, "cfg", cfg)
+
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """VGG-16, VGG-19, ... (a cfg without a name is plain VGG), as references.yaml writes it."""
+        name = options.get("name")
+        return name.upper().replace("VGG", "VGG-") if name else "VGG"
 
     @property
     def convs(self) -> tuple[int, ...]:

@@ -14,9 +14,9 @@ returns wrong weight gradients and writes past its workspace (uxlfoundation/oneD
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out
 
@@ -61,6 +61,11 @@ class WRNSpec(ArchSpec):
             raise ValueError(f"mids must be non-negative, got {self.mids}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "mids", tuple(int(m) for m in self.mids))
+
+    @staticmethod
+    def paper_name(options: Mapping[str, Any]) -> str:
+        """WRN-d-k, as Crowley et al. and references.yaml write it."""
+        return f"WRN-{options['depth']}-{options['width']:g}"
 
     @property
     def blocks_per_stage(self) -> int:

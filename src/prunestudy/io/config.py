@@ -85,6 +85,19 @@ def _key(path) -> str:
     return out.lstrip(".") or "<top level>"
 
 
+def load_schema(path: str | Path | None = None) -> dict[str, Any]:
+    """The config schema, its family and method enums taken from the registries (a new family or method is
+    one registry line, never a schema edit)."""
+    from prunestudy.arch import FAMILIES
+    from prunestudy.methods import METHODS
+
+    schema = yaml.safe_load(Path(path).read_text() if path else SCHEMA.read_text())
+    experiment = schema["properties"]["experiments"]["items"]["properties"]
+    experiment["model"]["properties"]["family"]["enum"] = sorted(FAMILIES)
+    experiment["method"]["enum"] = sorted(METHODS)
+    return schema
+
+
 def validate(config: dict[str, Any], schema_path: str | Path | None = None) -> dict[str, Any]:
     """Fill defaults into ``config`` in place, check it, and return it; raise :class:`ConfigError`."""
     moved = sorted(set(MOVED) & set(config))
@@ -94,8 +107,7 @@ def validate(config: dict[str, Any], schema_path: str | Path | None = None) -> d
             + "; ".join(f"'{k}' went to {MOVED[k]}" for k in moved)
             + " (see config/README.md and config/config.yaml)"
         )
-    text = Path(schema_path).read_text() if schema_path else SCHEMA.read_text()
-    schema = yaml.safe_load(text)
+    schema = load_schema(schema_path)
     errors = sorted(_Filling(schema).iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         e = errors[0]
