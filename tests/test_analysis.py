@@ -97,15 +97,17 @@ def test_the_claims_latex_table_keeps_the_verdict_and_formats_the_effect():
         {
             "experiment": ["e"],
             "claim": ["liu-scratch-b"],
+            "threshold_pp": [-0.5],
             "effect_pp": [1.234],
             "ci_low_pp": [-0.5],
             "ci_high_pp": [2.0],
+            "n_seeds": [3],
             "p_holm": [0.0123],
             "verdict": ["inconclusive"],
         }
     )
     t = claims_latex(claims)
-    assert t.iloc[0].tolist() == ["e", "liu-scratch-b", "+1.23 [-0.50, +2.00]", "0.0123", "inconclusive"]
+    assert t.iloc[0].tolist() == ["e", "liu-scratch-b", "-0.50", "+1.23 [-0.50, +2.00]", 3, "0.0123", "inconclusive"]
     assert t.columns[-1] == "Verdict"
 
 

@@ -36,7 +36,7 @@ TINY = {
     ],
     "latency.repeats": 2,
     "latency.warmup": 0,
-    "analysis.bootstrap_resamples": 100,
+    "analysis.calibration_studies": 200,
 }
 P = paths.StudyPaths("results/tiny")
 EXP = "wrn-fisher"

@@ -155,3 +155,22 @@ def test_tick_labels_of_a_narrow_log_axis_do_not_overlap(runs):
     boxes = sorted(boxes, key=lambda b: b.x0)
     assert len(boxes) >= 3 and all(a.x1 <= b.x0 for a, b in pairwise(boxes))
     plt.close(fig)
+
+
+def test_operating_characteristics_draw_the_simulated_rates_per_seed_count():
+    oc = pd.DataFrame(
+        [
+            (n, d, s, c, 1 - s - c)
+            for n in (3, 10)
+            for d, s, c in ((-2.0, 0.0, 0.6), (0.0, 0.01, 0.02), (2.0, 0.9, 0.0))
+        ],
+        columns=["n_seeds", "distance_pp", "supported", "contradicted", "inconclusive"],
+    )
+    fig = figures.operating_characteristics(oc, 0.05, "title")
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["3 seeds", "10 seeds"]
+    lines = {line.get_label(): line for line in axes[1].get_lines()}
+    assert list(lines["supported"].get_ydata()) == [0.0, 0.01, 0.9]
+    assert list(lines["contradicted"].get_xdata()) == [-2.0, 0.0, 2.0]
+    assert list(lines["alpha = 0.05"].get_ydata()) == [0.05, 0.05]
+    plt.close(fig)

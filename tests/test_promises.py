@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from prunestudy.analysis.claims import claims_table
 from prunestudy.arch import build_spec, wrn
 from prunestudy.io.artifacts import atomic_write_text
-from prunestudy.pruning.arms import BOTTLENECK, CURVES, PRUNED, PRUNED_LONG, SCALED, SCRATCH_B, SCRATCH_E, WIDTH
+from prunestudy.pruning.arms import BOTTLENECK, PRUNED, SCALED, SCRATCH_E, WIDTH
 from prunestudy.training import loop as train_mod
 from prunestudy.training.data import Augment, apply_augment
 from prunestudy.training.loop import fit
@@ -126,83 +126,51 @@ def test_an_interrupted_write_leaves_the_old_file_intact(tmp_path):
     assert path.read_text() == "old\n" and list(tmp_path.iterdir()) == [path]
 
 
-def _families(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    """Family comparisons as stats.family_table writes them: mean_diff is family_a's error minus family_b's."""
-    return pd.DataFrame(
-        [
-            {"family_a": a, "family_b": b, "mean_diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "p_t": p}
-            for a, b, d, p in rows
-        ]
-    )
+def _curve_runs(errors: dict[str, tuple[float, float]], seeds=(1, 2, 3, 4, 5, 6)) -> pd.DataFrame:
+    """Runs whose curves (by arm) run over the same params at the given errors, one seed apart by 0.1 pp."""
+    rows = []
+    for arm, (e_small, e_large) in errors.items():
+        for s in seeds:
+            for i, (params, e) in enumerate(((100, e_small), (1000, e_large))):
+                member = None if arm in (PRUNED, SCRATCH_E) else float(i)
+                budget = float(i) if member is None else None
+                rows.append(
+                    {"arm": arm, "seed": s, "budget": budget, "member": member, "params": params}
+                    | {"test_error": e + 0.001 * (s % 3) * (arm == WIDTH)}
+                )
+    return pd.DataFrame(rows)
 
 
-def test_claims_from_hand_made_tables_in_both_orientations():
-    paired = pd.DataFrame(
-        [
-            {
-                "comparison": f"{PRUNED} - {SCRATCH_E}",
-                "mean_diff": 0.02,
-                "ci_low": 0.01,
-                "ci_high": 0.03,
-                "p_wilcoxon": 0.001,
-            },
-            {
-                "comparison": f"{PRUNED} - {SCRATCH_B}",
-                "mean_diff": -0.03,
-                "ci_low": -0.04,
-                "ci_high": -0.02,
-                "p_wilcoxon": 0.02,
-            },
-            {
-                "comparison": f"{PRUNED_LONG} - {SCRATCH_B}",
-                "mean_diff": 0.001,
-                "ci_low": -0.002,
-                "ci_high": 0.004,
-                "p_wilcoxon": 0.5,
-            },
-        ]
+def test_claims_read_each_comparison_in_the_claims_own_orientation():
+    """Curves in every orientation: the effect is always the error of what the claim calls worse minus what it
+    calls better, whichever family sorts first; the run-level tables are made by hand."""
+    from prunestudy.analysis.claims import COMPARISONS
+    from prunestudy.analysis.stats import units_table
+
+    runs = _curve_runs(
+        {
+            PRUNED: (0.13, 0.11),  # the tuned curve: 3 pp worse than width
+            SCRATCH_E: (0.12, 0.10),
+            WIDTH: (0.10, 0.08),
+            BOTTLENECK: (0.14, 0.12),
+            SCALED: (0.08, 0.06),
+        }
     )
-    families = _families(
-        [
-            (CURVES[PRUNED], WIDTH, 0.03, 0.004),  # as the claim reads: pruned curve worse by 3 pp
-            (BOTTLENECK, CURVES[PRUNED], 0.02, 0.03),  # reversed: the bottleneck family is the worse one
-            (WIDTH, CURVES[SCRATCH_E], 0.015, 0.01),
-            (CURVES[SCRATCH_E], BOTTLENECK, 0.001, 0.6),  # reversed, tiny effect
-            (SCALED, WIDTH, -0.02, 0.002),  # reversed: scaled is better by 2 pp
-            (BOTTLENECK, SCALED, -0.01, 0.04),  # as read, but against the claim
-        ]
-    )
-    t = claims_table({"e": (paired, families)}, alpha=0.05, margin=0.005).set_index("claim")
-    assert "liu-guided" not in t.index  # no guided arms in these tables: the claim does not apply
-    assert t.loc["crowley-a-width", "effect_pp"] == pytest.approx(3.0)
-    assert t.loc["crowley-a-bottleneck", "effect_pp"] == pytest.approx(-2.0)  # sign flipped: against (a)
-    assert t.loc["crowley-a-bottleneck", ["ci_low_pp", "ci_high_pp"]].tolist() == pytest.approx([-3.0, -1.0])
-    assert t.loc["crowley-b-bottleneck", "effect_pp"] == pytest.approx(-0.1)
-    assert t.loc["crowley-c-width", "effect_pp"] == pytest.approx(2.0)
-    assert t.loc["crowley-c-bottleneck", "effect_pp"] == pytest.approx(-1.0)
-    assert t.loc["liu-scratch-b", "effect_pp"] == pytest.approx(-3.0)
-    # Holm over the nine distinct measurements (liu-scratch-e and crowley-b-tuned are one), by hand:
-    # sorted p: .001 .002 .004 .01 .02 .03 .04 .5 .6 times 9..1 -> .009 .016 .028 .06 .1 .12 .12 1.0 1.0
-    expected = {
-        "liu-scratch-e": 0.009,
-        "crowley-b-tuned": 0.009,
-        "crowley-c-width": 0.016,
-        "crowley-a-width": 0.028,
-        "crowley-b-width": 0.06,
-        "liu-scratch-b": 0.1,
-        "crowley-a-bottleneck": 0.12,
-        "crowley-c-bottleneck": 0.12,
-        "blog-long-base": 1.0,
-        "crowley-b-bottleneck": 1.0,
-    }
-    assert t["p_holm"].to_dict() == pytest.approx(expected)
-    assert t.loc["liu-scratch-e", "p"] == pytest.approx(0.001)  # the raw p stays beside the corrected one
+    units = units_table(runs, COMPARISONS, grid_points=3)
+    trained = {"base", PRUNED, SCRATCH_E, WIDTH, BOTTLENECK, SCALED}  # no Scratch-B in these runs
+    t = claims_table({"e": (trained, units)}, alpha=0.05, margin=0.005, resolution=1e-4)
+    t = t.set_index("claim")
+    assert t.loc["crowley-a-width", "effect_pp"] == pytest.approx(3.0 - 0.1, abs=0.05)  # tuned minus width
+    assert t.loc["crowley-a-bottleneck", "effect_pp"] == pytest.approx(-1.0)  # against (a): the family is worse
+    assert t.loc["crowley-b-width", "effect_pp"] == pytest.approx(-2.0 + 0.1, abs=0.05)  # width minus scratch-E
+    assert t.loc["crowley-b-bottleneck", "effect_pp"] == pytest.approx(2.0)
+    assert t.loc["crowley-c-width", "effect_pp"] == pytest.approx(2.0 + 0.1, abs=0.05)  # width minus scaled
+    assert t.loc["crowley-c-bottleneck", "effect_pp"] == pytest.approx(6.0)
+    assert t.loc["crowley-b-tuned", "effect_pp"] == pytest.approx(1.0)
     verdicts = t["verdict"].to_dict()
-    assert verdicts["liu-scratch-e"] == verdicts["crowley-b-tuned"] == verdicts["crowley-c-width"] == "supported"
-    # against the claim with raw p = .02, but not significant once corrected (p_holm = .1): inconclusive
-    assert verdicts["liu-scratch-b"] == "inconclusive" and verdicts["crowley-a-bottleneck"] == "inconclusive"
-    # not significant, but the CI (-0.2 pp) stays inside the 0.5 pp margin: a match supports a "matches" claim
-    assert verdicts["blog-long-base"] == "supported" and verdicts["crowley-b-bottleneck"] == "inconclusive"
+    assert verdicts["crowley-a-bottleneck"] == verdicts["crowley-b-width"] == "contradicted"
+    assert verdicts["crowley-b-bottleneck"] == verdicts["crowley-c-bottleneck"] == "supported"
+    assert verdicts["liu-scratch-e"] == "supported"  # Scratch-E is 1 pp better: more than matches
 
 
 def test_plotted_values_are_the_runs_values():
@@ -259,14 +227,19 @@ def test_no_strided_1x1_convolution_anywhere(options):
 
 
 def test_verdicts_at_the_boundaries_of_the_rule():
-    """Each comparison of the rule is strict: p equal to alpha, a zero effect, or a CI bound exactly at minus
-    the margin decides nothing."""
-    from prunestudy.analysis.verdicts import verdict
+    """Each comparison of the rule is strict: a corrected p equal to alpha, or an estimate on its threshold,
+    decides nothing; an undefined test decides nothing."""
+    from scipy import stats
 
-    assert verdict("beats", 0.02, 0.01, 0.05, alpha=0.05, margin=0.005) == "inconclusive"  # p == alpha
-    assert verdict("beats", 0.02, 0.01, 0.0499, alpha=0.05, margin=0.005) == "supported"
-    assert verdict("beats", 0.0, -0.01, 0.01, alpha=0.05, margin=0.005) == "inconclusive"  # significant, no effect
-    assert verdict("beats", -0.001, -0.01, 0.01, alpha=0.05, margin=0.005) == "contradicted"
-    assert verdict("matches_or_beats", 0.0, -0.005, 0.5, alpha=0.05, margin=0.005) == "inconclusive"
-    assert verdict("matches_or_beats", 0.0, -0.0049, 0.5, alpha=0.05, margin=0.005) == "supported"
-    assert verdict("beats", float("nan"), float("nan"), 0.01, alpha=0.05, margin=0.005) == "inconclusive"
+    from prunestudy.analysis.verdicts import Evidence, decide
+
+    def one(estimate, theta, se=0.001, df=9.0):
+        ev = Evidence(np.array([estimate]), np.array([se]), np.array([df]), np.array([df + 1]), np.array([se]))
+        return decide(ev, np.array([theta]), 0.05)
+
+    at_alpha = 0.005 + stats.t.isf(0.025, 9) * 0.001  # raw p .025, Holm over two hypotheses: exactly .05
+    assert one(at_alpha, 0.005).p_holm[0] == pytest.approx(0.05)
+    assert one(at_alpha, 0.005).verdict[0] == "inconclusive"
+    assert one(at_alpha + 1e-6, 0.005).verdict[0] == "supported"
+    assert one(0.005, 0.005).verdict[0] == "inconclusive"  # on the threshold, however precise
+    assert one(float("nan"), 0.005).verdict[0] == "inconclusive"

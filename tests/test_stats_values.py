@@ -82,60 +82,6 @@ def test_mean_ci_of_one_value_has_no_spread_and_the_level_sets_the_quantile():
     assert hi - 2 == pytest.approx(2.919985580355516 / math.sqrt(3)) == pytest.approx(2 - lo)  # t(0.95, 2)
 
 
-def test_bootstrap_ci_is_a_percentile_interval_of_the_mean():
-    x = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
-    lo, hi = stats.bootstrap_ci(x, n_resamples=4000, seed=1)
-    assert 0.0 <= lo < x.mean() < hi <= 10.0
-    # resampled means of five values lie on a grid of 1/5 of the sum's steps: both bounds are such means
-    assert (5 * lo) == pytest.approx(round(5 * lo)) and (5 * hi) == pytest.approx(round(5 * hi))
-    narrow = stats.bootstrap_ci(x, n_resamples=4000, seed=1, level=0.5)
-    assert lo < narrow[0] < narrow[1] < hi
-    assert stats.bootstrap_ci(x, n_resamples=4000, seed=1) == (lo, hi)  # seeded: the same interval again
-    assert stats.bootstrap_ci(np.array([0.2, 0.2, 0.2]), 100) == (0.2, 0.2)
-    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([0.1, 0.3]), 100))
-
-
-def test_paired_table_pairs_by_target_and_seed_whatever_the_row_order():
-    d = [0.01, 0.02, 0.03, 0.04, -0.005]  # pruned minus scratch-E, per (target, seed)
-    keys = [(0.5, 1), (0.5, 2), (0.5, 3), (0.2, 1), (0.2, 2)]
-    rows = [_row("pruned", b, s, 0.2 + i / 100) for i, (b, s) in enumerate(keys)]
-    rows += [_row("scratch-E", b, s, 0.2 + i / 100 - di) for i, ((b, s), di) in enumerate(zip(keys, d, strict=True))]
-    rows.append(_row("scratch-E", 0.2, 3, 0.0))  # no pruned partner: dropped
-    runs = pd.DataFrame(rows).sample(frac=1, random_state=3)
-    t = stats.paired_table(runs, n_resamples=500).set_index("comparison")
-    assert list(t.index) == ["pruned - scratch-E"]
-    r = t.loc["pruned - scratch-E"]
-    assert r["n_pairs"] == 5 and r["mean_diff"] == pytest.approx(np.mean(d))
-    # ranks of |d|: .005 -> 1, then 2..5; W- = 1; exact two-sided p = 2 x P(W <= 1) = 2 x 2 / 32
-    assert r["p_wilcoxon"] == pytest.approx(0.125) and r["p_wilcoxon_holm"] == pytest.approx(0.125)
-    assert r["ci_low"] < r["mean_diff"] < r["ci_high"]
-
-
-def test_family_table_interpolates_in_log_params_inside_the_shared_range():
-    # family a: error .30 at 100 params, .10 at 10,000; family b: .40 at 10, .20 at 1,000 (every seed)
-    rows = []
-    for seed, shift in ((1, 0.0), (2, 0.02)):
-        rows += [
-            {"arm": "width", "seed": seed, "params": p, "test_error": e + shift} for p, e in ((100, 0.3), (10_000, 0.1))
-        ]
-        rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": e} for p, e in ((10, 0.4), (1000, 0.2))]
-    runs = pd.DataFrame(rows).assign(budget=None, member=1.0)
-    interp, grid = stats.interpolate(stats.family_curves(runs), grid_points=2)
-    assert grid == pytest.approx([100, 1000])  # the range both curves cover
-    at = interp.set_index(["family", "seed", "params"])["error"].sort_index()
-    # width at 1000 is halfway in log between 100 and 10,000: .20; bottleneck at 100 halfway: .30
-    assert at.loc[("width", 1)].tolist() == pytest.approx([0.3, 0.2])
-    assert at.loc[("bottleneck", 1)].tolist() == pytest.approx([0.3, 0.2])
-    t = stats.family_table(runs, grid_points=2, n_resamples=200).iloc[0]
-    assert (t["family_a"], t["family_b"], t["n_seeds"]) == ("bottleneck", "width", 2)
-    # per seed, bottleneck minus width averaged over the grid: 0 and -.02
-    assert t["mean_diff"] == pytest.approx(-0.01)
-    assert (t["params_low"], t["params_high"]) == pytest.approx((100, 1000))
-    # one-sample t with 1 df: t = mean / (sd / sqrt 2) = -1; p = 1 - (2 / pi) atan(1) = 0.5
-    assert t["p_t"] == pytest.approx(0.5) and t["p_t_holm"] == pytest.approx(0.5)
-    assert math.isnan(t["ci_low"])  # two seeds are too few for a bootstrap interval
-
-
 def test_curves_that_share_no_range_are_not_compared():
     rows = [{"arm": "width", "seed": 1, "params": p, "test_error": 0.1} for p in (10, 20)]
     rows += [{"arm": "bottleneck", "seed": 1, "params": p, "test_error": 0.1} for p in (30, 40)]
@@ -187,24 +133,6 @@ def _pairs(diffs):
     return pd.DataFrame(rows + [_row("scratch-E", 0.5, s, 0.2) for s in range(1, len(diffs) + 1)])
 
 
-@pytest.mark.filterwarnings("error")  # nan by rule, not a nan scipy warned about
-def test_paired_wilcoxon_needs_two_pairs_and_a_nonzero_difference():
-    assert stats.paired_table(_pairs([0.01, 0.02]), 100).loc[0, "p_wilcoxon"] == pytest.approx(0.5)  # 2 x 1/4
-    assert math.isnan(stats.paired_table(_pairs([0.01]), 100).loc[0, "p_wilcoxon"])
-    assert math.isnan(stats.paired_table(_pairs([0.0, 0.0, 0.0]), 100).loc[0, "p_wilcoxon"])
-
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's standard error of one resample
-def test_the_bootstrap_is_seeded_percentile_and_uses_the_given_resamples():
-    # nine zeros and a ten: the number of tens in a resample is Binomial(10, 0.1); P(none) = .35 > .025
-    # and P(at most 2) = .930 < .975 < P(at most 3) = .987, so the percentile interval is exactly (0, 3)
-    x = np.array([0.0] * 9 + [10.0])
-    assert stats.bootstrap_ci(x, 4000) == pytest.approx((0.0, 3.0))
-    assert stats.bootstrap_ci(x, 1)[0] == stats.bootstrap_ci(x, 1)[1]  # one resample: one mean, both bounds
-    paired = _pairs([0.01, 0.03, 0.02, 0.05, 0.0])
-    assert stats.paired_table(paired, 200).equals(stats.paired_table(paired, 200))
-
-
 def test_curves_that_meet_at_one_point_share_no_range():
     runs = pd.DataFrame(
         [
@@ -218,7 +146,7 @@ def test_curves_that_meet_at_one_point_share_no_range():
     )
     interp, grid = stats.interpolate(stats.family_curves(runs), 4)
     assert interp.empty and list(interp.columns) == list(stats.INTERP_COLUMNS) and len(grid) == 0
-    assert stats.family_table(runs, 4, 100).empty
+    assert stats.family_table(runs, 4).empty
 
 
 def _family_runs(shifts, bottleneck_seeds=None):
@@ -231,20 +159,79 @@ def _family_runs(shifts, bottleneck_seeds=None):
     return pd.DataFrame(rows).assign(budget=None, member=1.0)
 
 
-@pytest.mark.filterwarnings("error")  # nan by rule, not a nan scipy warned about
-def test_families_without_a_shared_seed_or_with_a_constant_difference_have_no_p():
-    apart = stats.family_table(_family_runs([0.01, 0.02], bottleneck_seeds=[3, 4]), 2, 100).iloc[0]
-    assert apart["n_seeds"] == 0 and all(math.isnan(apart[c]) for c in ("mean_diff", "ci_low", "ci_high", "p_t"))
-    constant = stats.family_table(_family_runs([0.01, 0.01]), 2, 100).iloc[0]
-    assert constant["mean_diff"] == pytest.approx(-0.01) and math.isnan(constant["p_t"])
+PAIRS = (("pruned", "scratch-E"), ("uniform", "guided"), ("width", "pruned (scratch-E)"), ("bottleneck", "width"))
 
 
-def test_family_and_paired_intervals_are_seeded_by_the_given_seed():
-    runs = _family_runs([0.01, 0.03, 0.02, 0.06, 0.0])
-    row = stats.family_table(runs, 2, 300).iloc[0]
-    assert row["mean_diff"] == pytest.approx(-0.024) and row["ci_low"] < row["mean_diff"] < row["ci_high"] < 0
-    assert stats.family_table(runs, 2, 300).equals(stats.family_table(runs, 2, 300))
-    other = stats.family_table(runs, 2, 300, seed=7).iloc[0]
-    assert (other["ci_low"], other["ci_high"]) != (row["ci_low"], row["ci_high"])
-    paired = _pairs([0.01, 0.03, 0.02, 0.05, 0.0])
-    assert not stats.paired_table(paired, 300).equals(stats.paired_table(paired, 300, seed=7))
+def test_paired_table_pairs_by_target_and_seed_whatever_the_row_order():
+    d = {(0.5, 1): 0.01, (0.5, 2): 0.02, (0.5, 3): 0.03, (0.2, 1): 0.04, (0.2, 2): -0.005}  # pruned minus scratch-E
+    rows = [_row("pruned", b, s, 0.2 + i / 100) for i, (b, s) in enumerate(d)]
+    rows += [_row("scratch-E", b, s, 0.2 + i / 100 - di) for i, ((b, s), di) in enumerate(d.items())]
+    rows.append(_row("scratch-E", 0.2, 3, 0.0))  # no pruned partner: dropped
+    t = stats.paired_table(pd.DataFrame(rows).sample(frac=1, random_state=3), PAIRS)
+    assert list(zip(t["comparison"], t["target"], strict=True)) == [
+        ("pruned - scratch-E", 0.2),
+        ("pruned - scratch-E", 0.5),
+    ]
+    low, high = t.iloc[0], t.iloc[1]
+    assert high["paired"] and high["n_seeds"] == 3 and high["mean_diff"] == pytest.approx(0.02)
+    assert high["sd"] == pytest.approx(0.01)
+    assert (high["ci_low"], high["ci_high"]) == pytest.approx(
+        (0.02 - T_975_DF2 * 0.01 / 3**0.5, 0.02 + T_975_DF2 * 0.01 / 3**0.5)
+    )
+    assert low["n_seeds"] == 2 and low["mean_diff"] == pytest.approx(0.0175)
+
+
+def test_an_unpaired_comparison_gets_welchs_interval_per_target():
+    rows = [_row("guided", 0.4, s, e) for s, e in zip((1, 2, 3), (0.10, 0.11, 0.12), strict=True)]
+    rows += [_row("uniform", 0.4, s, e) for s, e in zip((1, 2, 3), (0.12, 0.14, 0.16), strict=True)]
+    r = stats.paired_table(pd.DataFrame(rows), PAIRS).iloc[0]
+    assert r["comparison"] == "uniform - guided" and not r["paired"]
+    assert r["mean_diff"] == pytest.approx(0.03)
+    se = math.sqrt(0.0001 / 3 + 0.0004 / 3)
+    df = (0.0005 / 3) ** 2 / ((0.0001 / 3) ** 2 / 2 + (0.0004 / 3) ** 2 / 2)
+    assert r["ci_high"] - 0.03 == pytest.approx(scipy_t.ppf(0.975, df) * se)
+    assert r["sd"] == pytest.approx(math.sqrt(0.0001 + 0.0004))  # the spread of one seed's difference
+
+
+def test_units_reduce_each_seed_to_its_mean_over_the_targets_it_has_both_arms_at():
+    rows = [_row("pruned", b, s, e) for b, s, e in ((0.2, 1, 0.10), (0.5, 1, 0.20), (0.2, 2, 0.30), (0.5, 2, 0.50))]
+    rows += [_row("scratch-E", b, s, e) for b, s, e in ((0.2, 1, 0.08), (0.5, 1, 0.16), (0.2, 2, 0.25))]
+    u = stats.units_table(pd.DataFrame(rows), PAIRS, grid_points=2)
+    assert list(u.columns) == list(stats.UNIT_COLUMNS)
+    # seed 2 lacks scratch-E at 0.5: only 0.2 counts, on both sides
+    assert u[["seed", "worse_error", "better_error"]].to_numpy().ravel() == pytest.approx(
+        [1, 0.15, 0.12, 2, 0.30, 0.25]
+    )
+    assert u["paired"].all() and set(u["worse"]) == {"pruned"}  # the pairs whose arms were not trained: no rows
+
+
+def test_curve_units_are_each_seeds_mean_over_the_matched_params_grid():
+    # width: error .30 at 100 params, .10 at 10,000 (+ .02 for seed 2); bottleneck .40 at 10, .20 at 1,000
+    rows = []
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        rows += [
+            {"arm": "width", "seed": seed, "params": p, "test_error": e + shift} for p, e in ((100, 0.3), (10_000, 0.1))
+        ]
+        rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": e} for p, e in ((10, 0.4), (1000, 0.2))]
+    runs = pd.DataFrame(rows).assign(budget=None, member=1.0)
+    interp, grid = stats.interpolate(stats.family_curves(runs), grid_points=2)
+    assert grid == pytest.approx([100, 1000])  # the range both curves cover
+    at = interp.set_index(["family", "seed", "params"])["error"].sort_index()
+    # width at 1000 is halfway in log between 100 and 10,000: .20; bottleneck at 100 halfway: .30
+    assert at.loc[("width", 1)].tolist() == pytest.approx([0.3, 0.2])
+    assert at.loc[("bottleneck", 1)].tolist() == pytest.approx([0.3, 0.2])
+    u = stats.units_table(runs, PAIRS, grid_points=2)
+    assert u[["seed", "worse_error", "better_error"]].to_numpy().ravel() == pytest.approx(
+        [1, 0.25, 0.25, 2, 0.25, 0.27]
+    )
+    assert (u["worse"].iloc[0], u["better"].iloc[0], u["paired"].iloc[0]) == ("bottleneck", "width", False)
+    t = stats.family_table(runs, grid_points=2).iloc[0]
+    assert (t["family_a"], t["family_b"], t["n_seeds"], t["paired"]) == ("bottleneck", "width", 2, False)
+    assert t["mean_diff"] == pytest.approx(-0.01) and (t["params_low"], t["params_high"]) == pytest.approx((100, 1000))
+
+
+def test_only_the_seeds_own_pruned_architectures_are_paired():
+    assert stats.is_paired("pruned", "scratch-E") and stats.is_paired("pruned", "scratch-B")
+    assert stats.is_paired("pruned (tuned)", "pruned (scratch-B)")
+    for a, b in (("uniform", "guided"), ("pruned-long", "scratch-B"), ("width", "pruned (scratch-E)")):
+        assert not stats.is_paired(a, b)

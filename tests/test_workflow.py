@@ -186,7 +186,7 @@ def _rules(jobs) -> Counter:
 
 
 # the jobs that read every run of an experiment (or of the study): they follow any change to a run
-AGGREGATIONS = {"latency", "collect", "compare", "figures", "figures_oneshot", "claims"}
+AGGREGATIONS = {"latency", "collect", "compare", "figures", "figures_oneshot", "claims", "calibrate"}
 
 
 def test_nothing_reruns_after_a_complete_run(default_run):
@@ -201,7 +201,7 @@ def _experiments(config) -> list[dict]:
 def test_changing_a_statistics_option_reruns_only_the_analysis(default_run):
     work, config = default_run
     jobs = planned_jobs(work, write_config(work / "alpha.yaml", **{"analysis.alpha": 0.01}))
-    assert _rules(jobs) == Counter({"compare": len(_experiments(config)), "claims": 1})
+    assert _rules(jobs) == Counter({"compare": len(_experiments(config)), "claims": 1, "calibrate": 1})
 
 
 def test_changing_how_many_jobs_share_a_gpu_reruns_nothing(default_run):
@@ -221,7 +221,7 @@ def test_changing_a_latency_option_remeasures_latency_only_and_what_follows(defa
     work, config = default_run
     jobs = planned_jobs(work, write_config(work / "latency.yaml", **{"latency.repeats": 3}))
     n = len(_experiments(config))
-    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1}
+    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1, "calibrate": 1}
     assert _rules(jobs) == Counter({"latency": n, **analysis})
 
 
@@ -297,13 +297,13 @@ def test_bumping_a_stage_number_reruns_exactly_that_stage_and_what_follows(defau
 
     work, config = default_run
     shutil.copytree(ROOT / "src" / "prunestudy", tmp_path / "prunestudy")
-    stages = tmp_path / "prunestudy" / "stages.py"
+    stages = tmp_path / "prunestudy" / "io" / "stages.py"
     bumped, n_subs = re.subn(r'"latency": (\d+)', lambda m: f'"latency": {int(m.group(1)) + 1}', stages.read_text())
     assert n_subs == 1
     stages.write_text(bumped)
     jobs = planned_jobs(work, config, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     n = len(_experiments(config))
-    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1}
+    analysis = {"collect": n, "compare": n, "figures": 1, "figures_oneshot": n - 1, "claims": 1, "calibrate": 1}
     assert _rules(jobs) == Counter({"latency": n, **analysis})
 
 
@@ -339,7 +339,7 @@ def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path)
         study="tiny",
         seeds=[1],
         experiments=[exp],
-        **{"train.epochs": 2, "train.milestones": [1], "latency.repeats": 2, "analysis.bootstrap_resamples": 100},
+        **{"train.epochs": 2, "train.milestones": [1], "latency.repeats": 2},
     )
     snakemake(tmp_path, config)
     p = paths.StudyPaths("results/tiny")
@@ -355,7 +355,8 @@ def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path)
     longest = runs.loc[runs["arm"] == "scratch-B", "epochs"].max()
     assert (runs.loc[runs["arm"] == "base-long", "epochs"] == longest).all() and longest > 2
     claims = pd.read_csv(tmp_path / p.table(experiment="tiny-magnitude", table="claims")).set_index("claim")
-    assert claims.loc["blog-long-base", "evidence"].startswith("paired")
+    # the long base shares nothing with the seed's Scratch-B but the seed's label: an unpaired comparison
+    assert not claims.loc["blog-long-base", "paired"] and claims.loc["blog-long-base", "n_seeds"] == 1
 
 
 # --- Corruption: damage one artefact of a finished run at a time; the rerun must stop with a message that

@@ -535,6 +535,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from prunestudy.analysis import stats
+    from prunestudy.analysis.claims import COMPARISONS
     from prunestudy.analysis.consistency import consistency_table, kept_frame
     from prunestudy.analysis.tables import errors_table, model_name, references_table, write_table
     from prunestudy.pruning.arms import PRUNED
@@ -546,8 +547,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
     write_table(errors, out / "errors", caption=caption)
     tables = {
         "budget_stats": stats.budget_table(runs),
-        "paired": stats.paired_table(runs, a["bootstrap_resamples"]),
-        "families": stats.family_table(runs, a["grid_points"], a["bootstrap_resamples"]),
+        "paired": stats.paired_table(runs, COMPARISONS),
+        "families": stats.family_table(runs, a["grid_points"]),
+        "units": stats.units_table(runs, COMPARISONS, a["grid_points"]),
         "consistency_stats": consistency_table(kept_frame(runs[runs["arm"] == PRUNED])),
         "references": references_table(a["references"], runs, args.data["name"], model_name(args.model), args.method),
     }
@@ -557,27 +559,54 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
-    """The claims of every experiment in one table, Holm over the study; each experiment's rows beside it."""
+    """The claims of every experiment in one table, decided together; each experiment's rows beside it."""
     import pandas as pd
 
     from prunestudy.analysis.claims import claims_table
     from prunestudy.analysis.tables import claims_latex, write_table
     from prunestudy.analysis.verdicts import HOLM_FAMILY
+    from prunestudy.io.catalog import count_test_images
 
-    if not len(args.experiments) == len(args.paired) == len(args.families) == len(args.per_experiment):
-        raise ValueError("give one --paired, --families and --per-experiment per experiment, in the same order")
-    triples = zip(args.experiments, args.paired, args.families, strict=True)
-    tables = {e: (pd.read_csv(p), pd.read_csv(f)) for e, p, f in triples}
+    if not len(args.experiments) == len(args.units) == len(args.per_experiment):
+        raise ValueError("give one --units and --per-experiment per experiment, in the order of --experiments")
+    units = {e: (args.trained[e], pd.read_csv(u)) for e, u in zip(args.experiments, args.units, strict=True)}
     a = args.analysis
-    claims = claims_table(tables, a["alpha"], a["equivalence_margin"])
+    claims = claims_table(units, a["alpha"], a["equivalence_margin"], 1 / count_test_images(args.data))
     caption = f"Claims of every experiment. {HOLM_FAMILY}"
     write_table(claims, Path(args.out).with_suffix(""), tex=claims_latex(claims), caption=caption)
     for e, stem in zip(args.experiments, args.per_experiment, strict=True):
         rows = claims[claims["experiment"] == e]
         write_table(rows, Path(stem).with_suffix(""), tex=claims_latex(rows), caption=caption)
     for r in claims.itertuples():
-        line = f"{r.experiment:20} {r.claim:22} {r.verdict:13} {r.effect_pp:+.2f} pp (p_holm {r.p_holm:.3g})"
-        logging.info(line)
+        logging.info(f"{r.experiment:20} {r.claim:22} {r.verdict:13} {r.effect_pp:+.2f} pp (p_holm {r.p_holm:.3g})")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    """How often the study's claims table decides right, simulated at the spread its claims showed."""
+    import numpy as np
+    import pandas as pd
+
+    from prunestudy.analysis import calibration, figures
+    from prunestudy.analysis.tables import write_table
+    from prunestudy.io.catalog import count_test_images
+
+    a, n_test = args.analysis, count_test_images(args.data)
+    design = calibration.Design.from_config(args.experiments, a["equivalence_margin"], n_test)
+    observed = pd.read_csv(args.claims)["sd_pp"].to_numpy(float) / 100
+    sd = float(np.nanmedian(observed)) if np.isfinite(observed).any() else 1 / n_test
+    oc = calibration.operating_characteristics(design, sd, a["alpha"], a["calibration_studies"])
+    caption = (
+        f"Verdict rates of a claim against its true distance from the threshold, {design.claims} claims in the "
+        f"study's Holm family, seed-level SD {100 * sd:.2f} pp (the median the claims showed), "
+        f"{a['calibration_studies']} simulated studies per point."
+    )
+    out = Path(args.out_dir)
+    write_table(oc, out / "tables" / "calibration", caption=caption)
+    write_table(calibration.power_table(sd, a["alpha"], design.claims), out / "tables" / "power")
+    title = f"One claim of {design.claims} in simulated studies, seed-level SD of its effect {100 * sd:.2f} pp"
+    figure = figures.operating_characteristics(oc, a["alpha"], title)
+    figures.save(figure, out / "figures" / "operating_characteristics")
+    logging.info("calibrated %d claims at a seed-level SD of %.2f pp", design.claims, 100 * sd)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -713,12 +742,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("claims", help="the claims table of the whole study (Holm over every experiment)")
     p.add_argument("--experiments", nargs="+", required=True)
-    p.add_argument("--paired", nargs="+", required=True, help="each experiment's paired table (CSV)")
-    p.add_argument("--families", nargs="+", required=True, help="each experiment's families table (CSV)")
+    p.add_argument("--units", nargs="+", required=True, help="each experiment's seed-level units table (CSV)")
+    p.add_argument("--trained", type=_json, required=True, help="the arms each experiment trains (JSON)")
     p.add_argument("--analysis", type=_json, required=True)
+    p.add_argument("--data", type=_json, required=True, help="the data config slice: errors' resolution")
     p.add_argument("--out", required=True, help="the study's claims.csv (.md, .tex and .html beside it)")
     p.add_argument("--per-experiment", nargs="+", required=True, help="each experiment's claims.csv")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("calibrate", help="the verdicts' error rates, simulated with the study's structure")
+    p.add_argument("--claims", required=True, help="the study's claims.csv (its observed seed-level spread)")
+    p.add_argument("--experiments", type=_json, required=True, help="the study's experiments (JSON)")
+    p.add_argument("--analysis", type=_json, required=True)
+    p.add_argument("--data", type=_json, required=True)
+    p.add_argument("--out-dir", required=True, help="the study's results folder (tables/ and figures/ inside)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("figures", help="every figure, as PNG and PDF")
     p.add_argument("--runs", required=True)

@@ -86,8 +86,7 @@ rule compare:
 
 rule claims:
     input:
-        paired=[P.table(experiment=e, table="paired") for e in EXPERIMENTS],
-        families=[P.table(experiment=e, table="families") for e in EXPERIMENTS],
+        units=[P.table(experiment=e, table="units") for e in EXPERIMENTS],
     output:
         [P.study_table(table="claims", ext=ext) for ext in ("md", "tex")],
         report(
@@ -120,12 +119,59 @@ rule claims:
     params:
         logic=LOGIC["analysis"],
         analysis=slice_json("analysis"),
+        data=slice_json("data"),
         experiments=list(EXPERIMENTS),
+        trained=canonical(TRAINED),
         per_experiment=[P.table(experiment=e, table="claims") for e in EXPERIMENTS],
     shell:
-        "prunestudy claims --experiments {params.experiments:q} --paired {input.paired:q} "
-        "--families {input.families:q} --analysis {params.analysis:q} --out {output.study:q} "
-        "--per-experiment {params.per_experiment:q} > {log} 2>&1"
+        "prunestudy claims --experiments {params.experiments:q} --units {input.units:q} "
+        "--trained {params.trained:q} --analysis {params.analysis:q} --data {params.data:q} "
+        "--out {output.study:q} --per-experiment {params.per_experiment:q} > {log} 2>&1"
+
+
+rule calibrate:
+    input:
+        claims=P.study_table(table="claims"),
+    output:
+        [
+            P.study_table(table=t, ext=ext)
+            for t in paths.CALIBRATION_TABLES
+            for ext in ("csv", "md", "tex")
+        ],
+        [
+            report(
+                P.study_table(table=t, ext="html"),
+                caption=f"../report/{t}.rst",
+                category=paths.STUDY_SECTION,
+                subcategory="How often the verdicts err",
+                labels={"table": t},
+            )
+            for t in paths.CALIBRATION_TABLES
+        ],
+        [P.study_figure(figure=f, ext="pdf") for f in paths.STUDY_FIGURES],
+        [
+            report(
+                P.study_figure(figure=f),
+                caption=f"../report/{f}.rst",
+                category=paths.STUDY_SECTION,
+                subcategory="How often the verdicts err",
+                labels={"figure": f},
+            )
+            for f in paths.STUDY_FIGURES
+        ],
+    log:
+        P.log("calibrate", "study"),
+    conda:
+        "../envs/prunestudy.yaml"
+    params:
+        logic=LOGIC["analysis"],
+        analysis=slice_json("analysis"),
+        data=slice_json("data"),
+        experiments=slice_json("experiments"),
+        out=subpath(output[0], ancestor=2),
+    shell:
+        "prunestudy calibrate --claims {input.claims:q} --experiments {params.experiments:q} "
+        "--analysis {params.analysis:q} --data {params.data:q} --out-dir {params.out:q} > {log} 2>&1"
 
 
 rule figures:

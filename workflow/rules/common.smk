@@ -15,7 +15,7 @@ from prunestudy.io.config import ConfigError, apply_overrides, base_name, valida
 from prunestudy.methods import method
 from prunestudy.io.records import identity
 from prunestudy.io.stages import LOGIC_VERSIONS as LOGIC
-from prunestudy.analysis.verdicts import HOLM_FAMILY, VERDICT_RULE
+from prunestudy.analysis.verdicts import HOLM_FAMILY, RESOLUTION_NOTE, VERDICT_RULE
 
 try:
     apply_overrides(config, workflow.config_settings.config or {})
@@ -28,6 +28,7 @@ except ConfigError as err:
 REPORT_TEXT = {
     "verdict_rule": VERDICT_RULE,
     "holm_family": HOLM_FAMILY,
+    "resolution_note": RESOLUTION_NOTE,
     "config_yaml": yaml.safe_dump(dict(config), sort_keys=False),
 }
 config.update(REPORT_TEXT)
@@ -48,6 +49,7 @@ if not os.path.isabs(REFERENCES) and not os.path.exists(REFERENCES):
 config["analysis"]["references"] = REFERENCES
 SEEDS = config["seeds"]
 EXPERIMENTS = {e["name"]: e for e in config["experiments"]}
+TRAINED = {n: sorted(arms.trained_arms(e)) for n, e in EXPERIMENTS.items()}
 GPU = 0 if config["device"] == "cpu" else 1
 try:  # the latency job asks for every core of a workstation; a cluster executor sets no total
     ALL_CORES = workflow.cores
@@ -288,6 +290,8 @@ def source_expect(experiment, seed, target):
 
 def all_targets():
     out = [P.study_table(table="claims")]
+    out += [P.study_table(table=t) for t in paths.CALIBRATION_TABLES]
+    out += [P.study_figure(figure=f) for f in paths.STUDY_FIGURES]
     for e in EXPERIMENTS:
         out += [P.runs(experiment=e), P.runs_html(experiment=e)]
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]

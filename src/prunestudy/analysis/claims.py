@@ -1,23 +1,24 @@
-"""Each claim of the two papers as a row: measured effect, CI, Holm-corrected p-value and a verdict.
+"""Each claim of the two papers as a row: seed-level effect, simultaneous interval, corrected p-value, verdict.
 
-Every effect is oriented so that a positive value supports the claim: it is the test error of the
-network the claim says is worse minus that of the one it says is better, in percentage points.
-The table has one row per (claim, experiment) that the experiment can test. Holm's correction runs once
-over the study (:data:`prunestudy.analysis.verdicts.HOLM_FAMILY`): two claims that rest on the same comparison of
-one experiment (Liu's Scratch-E claim and Crowley's (b) against the tuned networks) share one test and one
-corrected p-value. The verdict rule is :data:`prunestudy.analysis.verdicts.VERDICT_RULE`; both are printed in the
-report from the same text.
+A claim applies to an experiment when the experiment trains both of its arms (Crowley et al.'s only where
+it trains a family). Its effect is read from the experiment's seed-level units
+(:func:`prunestudy.analysis.stats.units_table`), oriented so that a positive value supports it, and every
+claim of the study is decided at once by :func:`prunestudy.analysis.verdicts.decide`: the rule
+(:data:`~prunestudy.analysis.verdicts.VERDICT_RULE`) and the family of Holm's correction
+(:data:`~prunestudy.analysis.verdicts.HOLM_FAMILY`) are printed in the report from the same text.
+``docs/statistics.md`` gives each claim's source sentence and why it is tested the way it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from prunestudy.analysis.stats import holm
-from prunestudy.analysis.verdicts import verdict
+from prunestudy.analysis import verdicts
+from prunestudy.analysis.verdicts import BEATS, MATCHES_OR_BEATS
 from prunestudy.pruning.arms import (
     BOTTLENECK,
     CURVES,
@@ -28,6 +29,7 @@ from prunestudy.pruning.arms import (
     SCALED,
     SCRATCH_B,
     SCRATCH_E,
+    TARGETED,
     UNIFORM,
     WIDTH,
 )
@@ -38,18 +40,25 @@ class Claim:
     id: str
     paper: str
     text: str
-    kind: str  # "beats" | "matches_or_beats"
-    worse: str  # the arm or family the claim says is worse
+    kind: str  # verdicts.BEATS | verdicts.MATCHES_OR_BEATS
+    worse: str  # the arm or curve the claim says is worse
     better: str
     families_only: bool = False  # Crowley et al.'s claims: tested only where the experiment trains families
 
+    @property
+    def arms(self) -> tuple[str, str]:
+        """The trained arms the claim needs (a curve stands for the arm whose networks draw it)."""
+        return _ARM_OF.get(self.worse, self.worse), _ARM_OF.get(self.better, self.better)
+
+
+_ARM_OF = {curve: arm for arm, curve in CURVES.items()}
 
 CLAIMS = (
     Claim(
         "liu-scratch-e",
         "Liu et al.",
         "Scratch-E matches or beats the pruned-and-fine-tuned network",
-        "matches_or_beats",
+        MATCHES_OR_BEATS,
         PRUNED,
         SCRATCH_E,
     ),
@@ -57,15 +66,15 @@ CLAIMS = (
         "liu-scratch-b",
         "Liu et al.",
         "Scratch-B matches or beats the pruned-and-fine-tuned network",
-        "matches_or_beats",
+        MATCHES_OR_BEATS,
         PRUNED,
         SCRATCH_B,
     ),
     Claim(
         "liu-guided",
         "Liu et al.",
-        "Guided architectures (the pruned runs' mean widths) from scratch match or beat uniform width reduction",
-        "matches_or_beats",
+        "Guided architectures (the pruned runs' mean widths) from scratch beat uniform width reduction",
+        BEATS,
         UNIFORM,
         GUIDED,
     ),
@@ -73,7 +82,7 @@ CLAIMS = (
         "blog-long-base",
         "Crowley (blog)",
         "Scratch-B matches or beats the pruned-and-tuned network even when its large network trained as long",
-        "matches_or_beats",
+        MATCHES_OR_BEATS,
         PRUNED_LONG,
         SCRATCH_B,
     ),
@@ -81,7 +90,7 @@ CLAIMS = (
         "crowley-a-width",
         "Crowley et al.",
         "(a) WRN-d-k' width family from scratch beats pruned-and-tuned networks at equal params",
-        "beats",
+        BEATS,
         CURVES[PRUNED],
         WIDTH,
         families_only=True,
@@ -90,7 +99,7 @@ CLAIMS = (
         "crowley-a-bottleneck",
         "Crowley et al.",
         "(a) bottleneck-Z family from scratch beats pruned-and-tuned networks at equal params",
-        "beats",
+        BEATS,
         CURVES[PRUNED],
         BOTTLENECK,
         families_only=True,
@@ -99,7 +108,7 @@ CLAIMS = (
         "crowley-b-tuned",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat their pruned-and-tuned versions",
-        "beats",
+        BEATS,
         PRUNED,
         SCRATCH_E,
         families_only=True,
@@ -108,7 +117,7 @@ CLAIMS = (
         "crowley-b-width",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat the width family",
-        "beats",
+        BEATS,
         WIDTH,
         CURVES[SCRATCH_E],
         families_only=True,
@@ -117,7 +126,7 @@ CLAIMS = (
         "crowley-b-bottleneck",
         "Crowley et al.",
         "(b) pruned architectures trained from scratch beat the bottleneck family",
-        "beats",
+        BEATS,
         BOTTLENECK,
         CURVES[SCRATCH_E],
         families_only=True,
@@ -126,7 +135,7 @@ CLAIMS = (
         "crowley-c-width",
         "Crowley et al.",
         "(c) linearly scaling one pruned architecture matches or beats the width family",
-        "matches_or_beats",
+        MATCHES_OR_BEATS,
         WIDTH,
         SCALED,
         families_only=True,
@@ -135,16 +144,18 @@ CLAIMS = (
         "crowley-c-bottleneck",
         "Crowley et al.",
         "(c) linearly scaling one pruned architecture matches or beats the bottleneck family",
-        "matches_or_beats",
+        MATCHES_OR_BEATS,
         BOTTLENECK,
         SCALED,
         families_only=True,
     ),
 )
 
+# every comparison a claim makes, (worse, better), once: what each experiment reduces to seed-level units
+COMPARISONS = tuple(dict.fromkeys((c.worse, c.better) for c in CLAIMS))
 
-PAIRED_EVIDENCE = "paired Wilcoxon over (target, seed)"
-FAMILY_EVIDENCE = "family curves at matched params (t over seeds)"
+UNIT_EVIDENCE = "one mean per seed (over its targets); t-test over seeds"
+CURVE_EVIDENCE = "one mean per seed over the matched-params grid; t-test over seeds"
 
 COLUMNS = (
     "experiment",
@@ -152,78 +163,98 @@ COLUMNS = (
     "paper",
     "statement",
     "kind",
+    "paired",
+    "n_seeds",
+    "threshold_pp",
     "effect_pp",
     "ci_low_pp",
     "ci_high_pp",
+    "sd_pp",
     "p",
     "p_holm",
     "verdict",
+    "seeds_needed",
+    "note",
     "evidence",
 )
 
 
-def _measure(
-    claim: Claim, paired: pd.DataFrame, families: pd.DataFrame
-) -> tuple[float, float, float, float, str] | None:
-    """(effect, ci_low, ci_high, raw p, source) in error fractions, oriented to support the claim.
+def applicable(trained: Iterable[str]) -> list[Claim]:
+    """The claims an experiment that trains these arms can test, in :data:`CLAIMS` order."""
+    trained = set(trained)
+    with_families = bool(trained & set(FAMILY_ARMS))
+    return [c for c in CLAIMS if set(c.arms) <= trained and (with_families or not c.families_only)]
 
-    A comparison of two arms on the same architectures (or the same targets) comes from the paired
-    table; a comparison of curves comes from the families table, which may list the pair either way
-    round. None where the experiment lacks one of the claim's arms: the claim does not apply to it.
-    """
-    row = paired[paired["comparison"] == f"{claim.worse} - {claim.better}"]
-    if len(row):
-        r = row.iloc[0]
-        return r["mean_diff"], r["ci_low"], r["ci_high"], r["p_wilcoxon"], PAIRED_EVIDENCE
-    for a, b, sign in ((claim.worse, claim.better, 1), (claim.better, claim.worse, -1)):
-        row = families[(families["family_a"] == a) & (families["family_b"] == b)]
-        if len(row):
-            r = row.iloc[0]
-            lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
-            return sign * r["mean_diff"], lo, hi, r["p_t"], FAMILY_EVIDENCE
-    return None
+
+def _units(units: pd.DataFrame, claim: Claim, experiment: str) -> pd.DataFrame:
+    rows = units[(units["worse"] == claim.worse) & (units["better"] == claim.better)]
+    if not len(rows):
+        raise ValueError(
+            f"experiment {experiment} trains the arms of claim {claim.id} but its units table has no "
+            f"{claim.worse} - {claim.better} rows: rerun its compare job"
+        )
+    return rows
 
 
 def claims_table(
-    experiments: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], alpha: float = 0.05, margin: float = 0.005
+    experiments: Mapping[str, tuple[Iterable[str], pd.DataFrame]], alpha: float, margin: float, resolution: float
 ) -> pd.DataFrame:
-    """One row per (claim, experiment) that the experiment's arms can test, with Holm over the whole study.
+    """Every applicable claim of every experiment, decided together (Holm over the whole study).
 
-    Crowley et al.'s claims are read only where the experiment trains families (width, bottleneck or
-    scaled appear in its families table, beside the pruned curves every experiment has); Liu et al.'s
-    wherever the arms exist.
-
-    ``experiments`` maps each experiment to its (paired, families) tables. The family of Holm's
-    correction is :data:`prunestudy.analysis.verdicts.HOLM_FAMILY`: each distinct (experiment, worse, better)
-    measurement counts once, and claims resting on it share its corrected p-value.
+    ``experiments`` maps each experiment to (the arms it trains, its seed-level units table);
+    ``resolution`` is one test image's worth of error (:data:`prunestudy.analysis.verdicts.RESOLUTION_NOTE`).
     """
-    rows = []
-    for name, (paired, families) in experiments.items():
-        trains_families = bool(set(families["family_a"]).union(families["family_b"]) & set(FAMILY_ARMS))
-        for c in (c for c in CLAIMS if trains_families or not c.families_only):
-            if (measured := _measure(c, paired, families)) is None:
-                continue
-            effect, lo, hi, p, source = measured
-            rows.append(
-                {
-                    "experiment": name,
-                    "claim": c.id,
-                    "paper": c.paper,
-                    "statement": c.text,
-                    "kind": c.kind,
-                    "effect_pp": 100 * effect,
-                    "ci_low_pp": 100 * lo,
-                    "ci_high_pp": 100 * hi,
-                    "p": p,
-                    "evidence": source,
-                    "measurement": (name, *sorted((c.worse, c.better))),
-                }
-            )
-    df = pd.DataFrame(rows, columns=[*COLUMNS, "measurement"])
-    first = df.drop_duplicates("measurement")
-    corrected = dict(zip(first["measurement"], holm(first["p"]), strict=True))
-    df["p_holm"] = [corrected[m] for m in df["measurement"]]
-    df["verdict"] = [
-        verdict(r.kind, r.effect_pp / 100, r.ci_low_pp / 100, r.p_holm, alpha, margin) for r in df.itertuples()
-    ]
-    return df.drop(columns="measurement")[list(COLUMNS)]
+    rows, worse, better = [], [], []
+    for name, (trained, units) in experiments.items():
+        for c in applicable(trained):
+            u = _units(units, c, name)
+            rows.append((name, c, bool(u["paired"].iloc[0])))
+            worse.append(u.set_index("seed")["worse_error"])
+            better.append(u.set_index("seed")["better_error"])
+    if not rows:
+        return pd.DataFrame(columns=list(COLUMNS))
+    seeds = sorted(set().union(*(w.index for w in worse), *(b.index for b in better)))
+    w = np.array([x.reindex(seeds).to_numpy(float) for x in worse])
+    b = np.array([x.reindex(seeds).to_numpy(float) for x in better])
+    ev = verdicts.evidence(w, b, np.array([p for _, _, p in rows]), resolution)
+    theta = np.array([verdicts.threshold(c.kind, margin) for _, c, _ in rows])
+    d = verdicts.decide(ev, theta, alpha)
+    level = alpha / (2 * len(rows))  # Holm's first step (Bonferroni): what a single claim must beat at worst
+    return pd.DataFrame([_row(name, c, p, i, d, level) for i, (name, c, p) in enumerate(rows)], columns=list(COLUMNS))
+
+
+def _row(name: str, c: Claim, paired: bool, i: int, d: verdicts.Decision, level: float) -> dict:
+    ev = d.evidence
+    n = int(ev.n[i])
+    needed = verdicts.seeds_needed(float(ev.estimate[i] - d.theta[i]), float(ev.sd[i]), level, paired)
+    return {
+        "experiment": name,
+        "claim": c.id,
+        "paper": c.paper,
+        "statement": c.text,
+        "kind": c.kind,
+        "paired": paired,
+        "n_seeds": n,
+        "threshold_pp": 100 * float(d.theta[i]),
+        "effect_pp": 100 * float(ev.estimate[i]),
+        "ci_low_pp": 100 * float(d.ci_low[i]),
+        "ci_high_pp": 100 * float(d.ci_high[i]),
+        "sd_pp": 100 * float(ev.sd[i]),
+        "p": float(d.p[i]),
+        "p_holm": float(d.p_holm[i]),
+        "verdict": d.verdict[i],
+        "seeds_needed": needed,
+        "note": note(d.verdict[i], n, needed),
+        "evidence": UNIT_EVIDENCE if c.worse in TARGETED and c.better in TARGETED else CURVE_EVIDENCE,
+    }
+
+
+def note(verdict: str, n: int, needed: float) -> str:
+    """One sentence on what more seeds would do, from the observed spread (as the report prints it)."""
+    if verdict != verdicts.INCONCLUSIVE:
+        return f"{verdict} with {n} seeds"
+    if not np.isfinite(needed):
+        return f"inconclusive with {n} seeds; the estimate sits on its threshold, so no number of seeds decides it"
+    if needed <= n:
+        return f"inconclusive with {n} seeds, although {n} usually decide an effect this large"
+    return f"inconclusive with {n} seeds; about {needed:.0f} would decide it"

@@ -215,3 +215,26 @@ def consistency(kept: pd.DataFrame) -> plt.Figure:
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLORS = {"supported": "#009E73", "contradicted": "#D55E00", "inconclusive": "#999999"}
+
+
+def operating_characteristics(oc: pd.DataFrame, alpha: float, title: str = "") -> plt.Figure:
+    """How often a claim is supported, contradicted or left inconclusive against its true distance from the
+    threshold, one panel per seed count (:func:`prunestudy.analysis.calibration.operating_characteristics`)."""
+    counts = sorted(oc["n_seeds"].unique())
+    fig, axes = plt.subplots(1, len(counts), figsize=(4.2 * len(counts), 3.6), squeeze=False, sharey=True)
+    for ax, n in zip(axes[0], counts, strict=True):
+        g = oc[oc["n_seeds"] == n].sort_values("distance_pp")
+        for verdict, color in VERDICT_COLORS.items():
+            ax.plot(g["distance_pp"], g[verdict], color=color, lw=1.8, marker="o", ms=2.5, label=verdict)
+        ax.axhline(alpha, color="black", lw=0.8, ls=":", label=f"alpha = {alpha:g}")
+        ax.axvline(0, color="black", lw=0.6, alpha=0.4)
+        ax.set(title=f"{n} seeds", xlabel="true effect minus the claim's threshold (pp)", ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("share of simulated studies")
+    axes[0][-1].legend(fontsize=7, loc="center right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,40 +1,36 @@
-"""Statistics for the comparisons both papers make.
+"""Descriptive statistics of one experiment, and the seed-level units its claims are decided on.
 
-Per budget, the fine-tuned arm and the two scratch regimes are compared on the same architectures
-(Welch's t, Mann-Whitney U, Hedges' g); across budgets, a paired Wilcoxon test pairs each pruned
-network with its own from-scratch retrain. Families are compared at matched parameter counts by
-interpolating each seed's error against log(params) onto a common grid inside the range all curves
-share. Holm's correction is applied within each table.
+Per target, the fine-tuned arm and the two scratch regimes are compared on the same architectures
+(Welch's t, Mann-Whitney U, Hedges' g; Holm within the table). Each comparison a claim makes is then
+reduced to one number per seed (:func:`units_table`): the seed of the large network is the unit of
+replication, and the targets pruned from one large network are repeated measures of it. Arms are
+compared per target as description (:func:`paired_table`); families at matched parameter counts, each
+seed's error interpolated against log(params) onto a common grid inside the range all curves share
+(:func:`family_table`). Decisions are the claims table's alone (:mod:`prunestudy.analysis.claims`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from prunestudy.pruning.arms import (
     CURVES,
-    GUIDED,
     PRUNED,
-    PRUNED_LONG,
     RETRAINED,
     SCRATCH_B,
     SCRATCH_E,
     TARGETED,
-    UNIFORM,
 )
 
 ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
-# (worse, better) pairs over (target, seed): tuned vs scratch; the blog's control (a large network trained
-# as long); and Liu's guided architectures against uniform narrowing to the same params
-PAIRED = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (PRUNED_LONG, SCRATCH_B), (UNIFORM, GUIDED))
-BOOTSTRAP_SEED = 0  # the bootstrap's resampling is seeded: a rerun reproduces every interval
 INTERP_COLUMNS = ("family", "seed", "params", "error")
-PAIRED_COLUMNS = ("comparison", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_wilcoxon")
+UNIT_COLUMNS = ("worse", "better", "seed", "worse_error", "better_error", "paired")
+PAIRED_COLUMNS = ("comparison", "target", "paired", "n_seeds", "mean_diff", "sd", "ci_low", "ci_high")
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -61,12 +57,10 @@ def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def holm(p: pd.Series) -> pd.Series:
-    """Holm-adjusted p-values; NaNs stay NaN and do not count as tests."""
-    out = pd.Series(np.nan, index=p.index)
-    ok = p.notna()
-    if ok.any():
-        out[ok] = multipletests(p[ok].to_numpy(), method="holm")[1]
-    return out
+    """Holm-adjusted p-values of a column; NaNs stay NaN and do not count as tests."""
+    from prunestudy.analysis.verdicts import holm as holm_array
+
+    return pd.Series(holm_array(p.to_numpy(float)), index=p.index)
 
 
 def _two_sample(a: np.ndarray, b: np.ndarray) -> dict:
@@ -118,55 +112,77 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def paired_table(runs: pd.DataFrame, n_resamples: int, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
-    """Across targets: fine-tuned vs each scratch regime, the long-base control vs Scratch-B and uniform vs
-    guided, paired by (target, seed) (Wilcoxon signed-rank); ``mean_diff`` > 0 favours the second arm."""
+def is_paired(worse: str, better: str) -> bool:
+    """Whether two arms (or curves) can be paired by seed: only where both retrain the architecture pruned from
+    that seed's large network (its tuned network and Scratch-E/B), the randomness the seed fixes for both.
+    Guided, uniform, long-base and family networks share nothing with each other but the seed's label."""
+    own = {*RETRAINED, *(CURVES[a] for a in RETRAINED)}
+    return worse in own and better in own
+
+
+def _targets_by_seed(runs: pd.DataFrame, worse: str, better: str) -> pd.DataFrame | None:
+    """(target, seed) rows with both arms' test errors, where both exist; None where an arm was not trained."""
     piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
+    if worse not in piv or better not in piv:
+        return None
+    return piv[[worse, better]].dropna()
+
+
+def paired_table(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], level: float = 0.95) -> pd.DataFrame:
+    """Per target, each arm comparison of ``pairs`` (worse, better) that the runs hold: the mean error
+    difference over seeds (worse minus better: positive favours the second arm) with a t interval (paired
+    where :func:`is_paired`, Welch's otherwise). Description only: a target's seeds are independent, but
+    the targets of one seed are not, so the claims are decided on :func:`units_table`."""
     rows = []
-    for worse, better in PAIRED:
-        if better not in piv or worse not in piv:
+    for worse, better in (p for p in pairs if p[0] in TARGETED and p[1] in TARGETED):
+        pair = _targets_by_seed(runs, worse, better)
+        if pair is None:
             continue
-        pair = piv[[worse, better]].dropna()
-        d = (pair[worse] - pair[better]).to_numpy()  # > 0: the second arm has lower error
-        p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else float("nan")
-        lo, hi = bootstrap_ci(d, n_resamples, seed)
-        rows.append(
-            {
-                "comparison": f"{worse} - {better}",
-                "n_pairs": len(d),
-                "mean_diff": float(d.mean()),
-                "ci_low": lo,
-                "ci_high": hi,
-                "p_wilcoxon": p,
-            }
-        )
-    df = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
-    df["p_wilcoxon_holm"] = holm(df["p_wilcoxon"])
-    return df
+        paired = is_paired(worse, better)
+        for target, g in pair.groupby(level="budget", sort=True):
+            d = (g[worse] - g[better]).to_numpy(float)
+            mean, sd, lo, hi = mean_ci(d, level) if paired else _welch_ci(g[worse], g[better], level)
+            rows.append((f"{worse} - {better}", target, paired, len(g), mean, sd, lo, hi))
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def bootstrap_ci(
-    x: np.ndarray, n_resamples: int, seed: int = BOOTSTRAP_SEED, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (scipy.stats.bootstrap).
+def _welch_ci(a: pd.Series, b: pd.Series, level: float) -> tuple[float, float, float, float]:
+    """Difference of means, the SD of one seed's difference, and Welch's t interval (nan below two each)."""
+    a, b = a.to_numpy(float), b.to_numpy(float)
+    diff = float(a.mean() - b.mean())
+    if min(len(a), len(b)) < 2:
+        return diff, float("nan"), float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = np.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0, diff, diff
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + level / 2, df) * se
+    return diff, float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))), diff - half, diff + half
 
-    Fewer than 3 values give nan bounds: resampling two numbers only returns their range, which would
-    pass for a confidence interval without being one.
-    """
-    x = np.asarray(x)
-    if len(x) < 3:
-        return float("nan"), float("nan")
-    if np.ptp(x) == 0:
-        return float(x[0]), float(x[0])
-    res = stats.bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=level,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+def units_table(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], grid_points: int) -> pd.DataFrame:
+    """One row per (comparison, seed): each arm's test error reduced to one number per seed, the unit the
+    claims are decided on. Arms of one target are averaged over the targets where the seed has both; curves
+    over the common grid of matched parameter counts. ``pairs`` are (worse, better); a comparison whose arms
+    the runs lack has no rows."""
+    per_seed_curves = None
+    rows = []
+    for worse, better in pairs:
+        if worse in TARGETED and better in TARGETED:
+            if (pair := _targets_by_seed(runs, worse, better)) is None:
+                continue
+            pair = pair.groupby(level="seed").mean()
+        else:
+            if per_seed_curves is None:
+                interp, _ = interpolate(family_curves(runs), grid_points)
+                per_seed_curves = interp.groupby(["family", "seed"])["error"].mean().unstack("family")
+            if worse not in per_seed_curves or better not in per_seed_curves:
+                continue
+            pair = per_seed_curves[[worse, better]]
+        paired = is_paired(worse, better)
+        rows += [(worse, better, int(s), r[worse], r[better], paired) for s, r in pair.iterrows()]
+    return pd.DataFrame(rows, columns=UNIT_COLUMNS)
 
 
 def family_curves(runs: pd.DataFrame) -> pd.DataFrame:
@@ -194,38 +210,32 @@ def interpolate(curves: pd.DataFrame, grid_points: int) -> tuple[pd.DataFrame, n
 FAMILY_COLUMNS = (
     "family_a",
     "family_b",
+    "paired",
     "n_seeds",
     "mean_diff",
+    "sd",
     "ci_low",
     "ci_high",
-    "p_t",
     "params_low",
     "params_high",
 )
 
 
-def family_table(runs: pd.DataFrame, grid_points: int, n_resamples: int, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
-    """Every pair of families: mean error difference over the shared grid, per seed, with a bootstrap CI."""
+def family_table(runs: pd.DataFrame, grid_points: int, level: float = 0.95) -> pd.DataFrame:
+    """Every pair of families at matched parameter counts: the mean error difference over the shared grid
+    (family_a minus family_b: negative, a is better), per seed, with a t interval. Description only: the
+    claims that compare curves are decided on :func:`units_table`."""
     interp, _ = interpolate(family_curves(runs), grid_points)
-    rows = []
     per_seed = interp.groupby(["family", "seed"])["error"].mean().unstack("family")
+    rows = []
     for a, b in combinations(sorted(per_seed.columns), 2):
-        d = (per_seed[a] - per_seed[b]).dropna().to_numpy()  # < 0: family a has lower error
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if len(d) >= 2 and np.ptp(d) > 0 else float("nan")
-        lo, hi = bootstrap_ci(d, n_resamples, seed)
-        rows.append(
-            {
-                "family_a": a,
-                "family_b": b,
-                "n_seeds": len(d),
-                "mean_diff": float(d.mean()) if len(d) else float("nan"),
-                "ci_low": lo,
-                "ci_high": hi,
-                "p_t": p,
-                "params_low": float(interp["params"].min()),
-                "params_high": float(interp["params"].max()),
-            }
-        )
-    df = pd.DataFrame(rows, columns=FAMILY_COLUMNS)
-    df["p_t_holm"] = holm(df["p_t"])
-    return df
+        paired = is_paired(a, b)
+        if paired:
+            mean, sd, lo, hi = mean_ci((per_seed[a] - per_seed[b]).dropna().to_numpy(float), level)
+            n = int((per_seed[a] - per_seed[b]).notna().sum())
+        else:
+            mean, sd, lo, hi = _welch_ci(per_seed[a].dropna(), per_seed[b].dropna(), level)
+            n = int(min(per_seed[a].notna().sum(), per_seed[b].notna().sum()))
+        span = (float(interp["params"].min()), float(interp["params"].max()))
+        rows.append((a, b, paired, n, mean, sd, lo, hi, *span))
+    return pd.DataFrame(rows, columns=FAMILY_COLUMNS)

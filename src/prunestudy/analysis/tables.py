@@ -104,14 +104,17 @@ def errors_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def claims_latex(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as a paper prints it: effect with its CI, the corrected p-value and the verdict."""
+    """The claims table as a paper prints it: the threshold, the effect with its simultaneous interval, the
+    seeds, the corrected p-value of the deciding test and the verdict."""
     return pd.DataFrame(
         {
             "Experiment": claims["experiment"],
             "Claim": claims["claim"],
-            "Effect (pp) [95% CI]": [
+            "Threshold (pp)": [f"{t:+.2f}" for t in claims["threshold_pp"]],
+            "Effect (pp) [simultaneous CI]": [
                 f"{r.effect_pp:+.2f} [{r.ci_low_pp:+.2f}, {r.ci_high_pp:+.2f}]" for r in claims.itertuples()
             ],
+            "Seeds": claims["n_seeds"],
             "$p_\\mathrm{Holm}$": [f"{p:.3g}" for p in claims["p_holm"]],
             "Verdict": claims["verdict"],
         }

@@ -15,6 +15,7 @@ class DatasetInfo:
     std: tuple[float, ...]
     size: int  # images the splits are carved from (digits: all; CIFAR: the official training set)
     smallest_class: int  # images of the rarest class among them
+    test_size: int | None = None  # the official test set (None: held out of ``size`` by data.test_size)
 
 
 # what torchvision's CIFAR loaders read, under data.root
@@ -51,14 +52,36 @@ def held_out(n: int, size: float) -> int:
     raise ValueError(f"{size} is neither a fraction in (0, 1) nor a whole count")
 
 
+def count_test_images(data: dict) -> int:
+    """How many images a study's test errors are counted over: one of them is the errors' resolution."""
+    info = DATASETS[data["name"]]
+    return held_out(info.size, data["test_size"]) if info.test_size is None else info.test_size
+
+
 DATASETS: dict[str, DatasetInfo] = {
     # digits: pixel values 0..16; mean/std measured on the whole set
     "digits": DatasetInfo(10, 1, 8, 16, (0.30,), (0.38,), 1797, 174),
     # CIFAR: Crowley et al.'s recipe A statistics, one pipeline everywhere (STUDY.md section 6.8)
     "cifar10": DatasetInfo(
-        10, 3, 32, 255, (125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255), 50000, 5000
+        10,
+        3,
+        32,
+        255,
+        (125.3 / 255, 123.0 / 255, 113.9 / 255),
+        (63.0 / 255, 62.1 / 255, 66.7 / 255),
+        50000,
+        5000,
+        10000,
     ),
     "cifar100": DatasetInfo(
-        100, 3, 32, 255, (129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255), 50000, 500
+        100,
+        3,
+        32,
+        255,
+        (129.3 / 255, 124.1 / 255, 112.4 / 255),
+        (68.2 / 255, 65.4 / 255, 70.4 / 255),
+        50000,
+        500,
+        10000,
     ),
 }

@@ -24,6 +24,11 @@ from prunestudy.methods import method
 
 SCHEMA = files("prunestudy.io") / "config.schema.yaml"
 
+# keys that once existed, and why they are gone
+RETIRED = {
+    ("analysis", "bootstrap_resamples"): "intervals are t-based over seeds now (a percentile bootstrap of a "
+    "handful of seeds is not a 95% interval); remove the key",
+}
 # top-level keys of the one-experiment config, and where each went
 MOVED = {
     "model": "experiments[].model (with 'family: wrn')",
@@ -107,6 +112,9 @@ def validate(config: dict[str, Any], schema_path: str | Path | None = None) -> d
             + "; ".join(f"'{k}' went to {MOVED[k]}" for k in moved)
             + " (see config/README.md and config/config.yaml)"
         )
+    for (section, key), why in RETIRED.items():
+        if key in (config.get(section) or {}):
+            raise ConfigError(f"config key '{section}.{key}' is no longer used: {why}")
     schema = load_schema(schema_path)
     errors = sorted(_Filling(schema).iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:

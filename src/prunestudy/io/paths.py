@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # an experiment's tables: what `prunestudy compare` writes from its runs, then its rows of the study's claims
-COMPARE_TABLES = ("errors", "budget_stats", "paired", "families", "consistency_stats", "references")
+COMPARE_TABLES = ("errors", "budget_stats", "paired", "families", "units", "consistency_stats", "references")
 TABLES = ("claims", *COMPARE_TABLES)
+# the study's own tables and figure: every claim decided together, and how often that decision errs
+CALIBRATION_TABLES = ("calibration", "power")
+STUDY_FIGURES = ("operating_characteristics",)
 FIGURES = (
     "error_vs_params",
     "error_vs_flops",
@@ -35,6 +38,7 @@ REPORT_SECTIONS = {
     "budget_stats": "5. Statistics",
     "paired": "5. Statistics",
     "families": "5. Statistics",
+    "units": "5. Statistics",
     "consistency_stats": "5. Statistics",
     "runs": "6. Every trained network",
 }
@@ -157,6 +161,10 @@ class StudyPaths:
     def study_table(self, table: str = "{table}", ext: str = "csv") -> str:
         """A table of the whole study (the claims of every experiment, Holm over all of them)."""
         return f"{self.root}/tables/{table}.{ext}"
+
+    def study_figure(self, figure: str = "{figure}", ext: str = "png") -> str:
+        """A figure of the whole study (the verdicts' operating characteristics)."""
+        return f"{self.root}/figures/{figure}.{ext}"
 
     def log(self, stage: str, *parts: str) -> str:
         return "/".join([self.root, "logs", stage, *parts]) + ".log"

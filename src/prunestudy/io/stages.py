@@ -12,6 +12,7 @@ LOGIC_VERSIONS: dict[str, int] = {
     "prune": 2,  # prune_chunk, trajectory
     "extract": 1,  # extract_arch
     "latency": 1,  # latency (one job per experiment, alone on its device)
-    # 2: claims per (claim, experiment) with Holm over the study; errors and consistency tables; guided arms
-    "analysis": 2,  # collect, compare, claims, figures
+    # 3: claims decided per seed (one-sided t-tests against the margin both ways, Holm over both directions of
+    # every claim), seed-level units and descriptive per-target tables, the calibration job
+    "analysis": 3,  # collect, compare, claims, calibrate, figures
 }

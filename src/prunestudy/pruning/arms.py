@@ -11,8 +11,9 @@ other module refers to these constants.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prunestudy.arch import ArchSpec
 from prunestudy.pruning.budgets import guided_spec, scale_to_params, scratch_b_epochs
@@ -48,6 +49,21 @@ CURVES = {
     BOTTLENECK: BOTTLENECK,
     SCALED: SCALED,
 }
+
+
+def trained_arms(experiment: Mapping[str, Any]) -> set[str]:
+    """The arms a (validated) experiment config trains: every experiment its base, pruned and scratch arms;
+    the guided pair, the long-base control and each family only where the config asks for them."""
+    out = {BASE, PRUNED, SCRATCH_E, SCRATCH_B}
+    if experiment["guided"]:
+        out |= set(GUIDE)
+    if experiment["long_base"]:
+        out |= {BASE_LONG, PRUNED_LONG}
+    families = experiment["families"]
+    out |= {arm for arm in MEMBER_FAMILIES if families[arm]}
+    if families[SCALED]["targets"]:
+        out.add(SCALED)
+    return out
 
 
 @dataclass(frozen=True)
