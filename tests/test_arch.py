@@ -18,6 +18,7 @@ SMALL = {
     "preresnet-basic": preresnet(14, False),
     "densenet": densenet(10, 6),
     "densenet-bc": densenet(16, 6, bc=True),
+    "mobilenetv2": build_spec({"family": "mobilenetv2", "width": 0.25}, num_classes=10, in_channels=3, image_size=32),
 }
 
 

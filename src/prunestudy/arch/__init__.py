@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, Slice
 from prunestudy.arch.densenet import DenseNetSpec, densenet
+from prunestudy.arch.mobilenetv2 import MobileNetV2Spec, mobilenetv2
 from prunestudy.arch.resnet import PreResNetSpec, ResNetSpec, preresnet, resnet
 from prunestudy.arch.vgg import VGGSpec, vgg
 from prunestudy.arch.wrn import WRNSpec, wrn
@@ -31,6 +32,7 @@ FAMILIES: dict[str, Family] = {
     "resnet": Family(ResNetSpec, resnet, "resnet:ResNet"),
     "preresnet": Family(PreResNetSpec, preresnet, "resnet:PreResNet"),
     "densenet": Family(DenseNetSpec, densenet, "densenet:DenseNet"),
+    "mobilenetv2": Family(MobileNetV2Spec, mobilenetv2, "mobilenetv2:MobileNetV2"),
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "build_module",
     "build_spec",
     "densenet",
+    "mobilenetv2",
     "preresnet",
     "resnet",
     "spec_from_dict",

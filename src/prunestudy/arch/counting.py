@@ -19,7 +19,9 @@ class Layer:
     """One counted layer: ``conv`` (no bias), ``linear`` (with bias), ``bn`` (affine, 2 params per channel)
     or ``scale`` (one learnable factor per channel).
 
-    ``size`` is the conv's output side in pixels; a linear or BN layer has size 1.
+    ``size`` is the conv's output side in pixels; a linear or BN layer has size 1. ``groups`` splits a
+    conv into that many convs of cin/groups -> cout/groups channels (a depthwise conv has groups = cin),
+    so each output reads cin/groups inputs: the weight tensor torch allocates, [cout, cin/groups, k, k].
     """
 
     kind: str
@@ -27,6 +29,11 @@ class Layer:
     cout: int
     kernel: int = 1
     size: int = 1
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        if self.groups < 1 or self.cin % self.groups or self.cout % self.groups:
+            raise ValueError(f"{self.groups} groups do not divide a {self.cin} -> {self.cout} conv")
 
 
 def count(layers: Iterable[Layer]) -> tuple[int, int]:
@@ -34,7 +41,7 @@ def count(layers: Iterable[Layer]) -> tuple[int, int]:
     params = macs = 0
     for layer in layers:
         if layer.kind == "conv":
-            weights = layer.cin * layer.cout * layer.kernel * layer.kernel
+            weights = layer.cin // layer.groups * layer.cout * layer.kernel * layer.kernel
             params += weights
             macs += weights * layer.size * layer.size
         elif layer.kind == "linear":

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
+def conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """A bias-free "same" conv (padding k // 2); ``groups`` = cin = cout makes it depthwise."""
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False)
 
 
 class Tap(nn.Identity):
@@ -49,6 +50,9 @@ class SelectHead(nn.Module):
 
 def init_weights(model: nn.Module, bn_gamma: float, linear_std: float | None = None) -> None:
     """He-normal convs N(0, sqrt(2/(k^2 C_out))), BN gamma = ``bn_gamma`` and beta 0, linear bias 0.
+
+    C_out is the conv's output channels whatever its ``groups``: torch's fan_out of the weight tensor,
+    so a depthwise conv gets what torchvision's ``kaiming_normal_(mode="fan_out")`` gives it.
 
     ``linear_std`` draws linear weights from N(0, std) (Liu et al.: 0.01); None keeps torch's default.
     Meta-device modules (built only to be loaded) are left alone.
