@@ -8,7 +8,7 @@ from prunestudy.analysis.consistency import consistency_table, mean_correlation
 from prunestudy.analysis.tables import claims_latex, errors_table, write_table
 from prunestudy.io.config import base_spec
 from prunestudy.pruning.arms import GUIDED, UNIFORM, plan
-from prunestudy.pruning.budgets import guided_spec
+from prunestudy.pruning.budgets import guided_layer_spec, guided_spec
 from prunestudy.training.recipe import Recipe
 
 VGG = {"family": "vgg", "cfg": [8, 8, "M", 16, 16]}
@@ -18,12 +18,15 @@ def _base():
     return base_spec(VGG, {"name": "digits"})
 
 
-def test_guided_widths_are_the_mean_kept_ratio_of_the_runs_times_the_base_widths():
-    base = _base()
-    assert base.widths_vector == (8, 8, 16, 16)
+def test_guided_widths_are_the_mean_kept_ratio_of_each_stage_times_the_base_widths():
+    base = _base()  # two stages of two convs: 8, 8 | 16, 16
+    assert base.widths_vector == (8, 8, 16, 16) and base.stages() == ((0, 1), (2, 3))
     runs = [base.with_widths([4, 8, 2, 16]), base.with_widths([6, 7, 5, 15]), base.with_widths([5, 8, 2, 1])]
-    # ratios: 15/24, 23/24, 9/48, 32/48 -> widths 5 (4.999...), 7.67 -> 8, 3, 10.67 -> 11
-    assert guided_spec(base, runs).widths_vector == (5, 8, 3, 11)
+    # per layer (guided_layer_spec): ratios 15/24, 23/24, 9/48, 32/48 -> 5 (4.999...), 7.67 -> 8, 3, 10.67 -> 11
+    assert guided_layer_spec(base, runs).widths_vector == (5, 8, 3, 11)
+    # per stage (Liu et al.): stage 1 kept 12/16, 13/16, 13/16 -> 19/24 of 8 = 6.33 -> 6; stage 2 kept 18/32,
+    # 20/32, 3/32 -> 41/96 of 16 = 6.83 -> 7, for every layer of the stage
+    assert guided_spec(base, runs).widths_vector == (6, 6, 7, 7)
     removed = base.with_widths([1, 1, 1, 1])
     assert guided_spec(base, [removed, removed]).widths_vector == (1, 1, 1, 1)  # never rounded away to 0
     with pytest.raises(ValueError, match="groups"):
@@ -34,7 +37,9 @@ def test_a_block_every_run_removed_stays_removed_in_the_guided_network():
     base = base_spec({"family": "resnet", "depth": 14, "width": 0.5}, {"name": "digits"})
     assert base.widths_vector == (8, 8, 16, 16, 32, 32)
     runs = [base.with_widths([8, 0, 16, 4, 32, 0]), base.with_widths([8, 0, 16, 0, 32, 1])]
-    assert guided_spec(base, runs).widths_vector == (8, 0, 16, 2, 32, 1)  # half a channel on average: kept at one
+    # per stage: 1/2 of 8 (the block every run emptied stays empty), 9/16 of 16 = 9, 65/128 of 32 = 16.25
+    assert guided_spec(base, runs).widths_vector == (4, 0, 9, 9, 16, 16)
+    assert guided_layer_spec(base, runs).widths_vector == (8, 0, 16, 2, 32, 1)  # half a channel: kept at one
 
 
 def test_uniform_is_the_large_network_narrowed_by_one_factor_to_the_guided_params():
@@ -42,7 +47,7 @@ def test_uniform_is_the_large_network_narrowed_by_one_factor_to_the_guided_param
     runs = [base.with_widths([4, 8, 2, 16]), base.with_widths([6, 6, 4, 12])]
     guided = plan(GUIDED, base, recipe, guide=runs)
     uniform = plan(UNIFORM, base, recipe, guide=runs)
-    assert guided.spec.widths_vector == (5, 7, 3, 14) and guided.recipe == recipe
+    assert guided.spec.widths_vector == (6, 6, 8, 8) and guided.recipe == recipe  # 3/4 of 8; 17/32 of 16 = 8.5, to 8
     assert uniform.extra["target_params"] == guided.spec.param_count()
     assert abs(uniform.spec.param_count() - guided.spec.param_count()) <= 0.05 * guided.spec.param_count()
     ratios = np.array(uniform.spec.widths_vector) / np.array(base.widths_vector)
@@ -113,7 +118,7 @@ def test_the_claims_latex_table_keeps_the_verdict_and_formats_the_effect():
 
 def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside_it(tmp_path):
     from prunestudy.cli import _check_sources
-    from prunestudy.io.artifacts import ArtifactError, file_digest, write_json
+    from prunestudy.io.artifacts import ArtifactError, file_digest, write_record
 
     specs, records, expected = [], [], []
     for seed in (1, 2):
@@ -121,7 +126,7 @@ def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside
         folder.mkdir()
         (folder / "spec.json").write_text(_base().with_widths([seed, 8, 16, 16]).to_json())
         ident = {"experiment": "e", "arm": "pruned", "seed": seed, "slot": "0.4"}
-        write_json(
+        write_record(
             folder / "metrics.json", {"identity": ident, "outputs": {"spec.json": file_digest(folder / "spec.json")}}
         )
         specs.append(str(folder / "spec.json"))
@@ -138,17 +143,17 @@ def test_what_a_pruned_run_kept_comes_from_its_spec_or_its_mask(tmp_path):
     import torch
 
     from prunestudy.analysis.consistency import CHANNELS, WEIGHT_FRACTION, kept_frame, kept_vector
-    from prunestudy.io.artifacts import write_json
+    from prunestudy.io.artifacts import write_record
     from prunestudy.pruning import masks
 
     spec = _base().with_widths([4, 8, 2, 16])
     (tmp_path / "a").mkdir()
-    write_json(tmp_path / "a/metrics.json", {"spec": spec.to_dict(), "extra": {}})
+    write_record(tmp_path / "a/metrics.json", {"spec": spec.to_dict(), "extra": {}})
     assert kept_vector(tmp_path / "a/metrics.json") == ([4.0, 8.0, 2.0, 16.0], CHANNELS)
     (tmp_path / "b").mkdir()
     mask = {"x.weight": torch.tensor([True, False, False, False]), "y.weight": torch.tensor([True, True])}
     masks.save(tmp_path / "b/mask.pt", spec, mask)
-    write_json(tmp_path / "b/metrics.json", {"spec": spec.to_dict(), "extra": {"masked": True}})
+    write_record(tmp_path / "b/metrics.json", {"spec": spec.to_dict(), "extra": {"masked": True}})
     assert kept_vector(tmp_path / "b/metrics.json") == ([0.25, 1.0], WEIGHT_FRACTION)
     runs = pd.DataFrame(
         {"seed": [1, 2], "budget": [0.5, 0.5], "path": [str(tmp_path / p / "metrics.json") for p in "ab"]}

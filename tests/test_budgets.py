@@ -11,8 +11,7 @@ def test_scratch_b_epochs_arithmetic_and_cap():
     assert scratch_b_epochs(160, 400, 100, None) == 640  # Liu's CIFAR code: uncapped
     assert scratch_b_epochs(160, 400, 100, 2) == 320
     assert scratch_b_epochs(10, 300, 200, 2) == 15
-    with pytest.raises(ValueError, match="ratio"):
-        scratch_b_epochs(160, 100, 100, 2)
+    assert scratch_b_epochs(160, 100, 100, 2) == 160  # nothing pruned: Scratch-E's epochs (with a warning)
 
 
 def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
@@ -20,7 +19,7 @@ def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
     pruned = base.with_widths([m // 4 for m in base.mids])
     recipe = Recipe(epochs=20, batch_size=8, lr=0.1, milestones=(10, 15))
     p = plan("scratch-B", base, recipe, arch=pruned, max_factor=None)
-    assert p.recipe.epochs == round(20 * base.flops() / pruned.flops())
+    assert p.recipe.epochs == int(20 * base.flops() / pruned.flops())
     assert p.recipe.epochs > 20 and p.recipe.milestones == (
         int(10 * p.recipe.epochs / 20),
         int(15 * p.recipe.epochs / 20),
@@ -75,14 +74,14 @@ def test_first_step_at_or_below():
         first_step_at_or_below([100, 80], 50)
 
 
-def test_scratch_b_rounds_the_epochs_and_floors_the_cap():
+def test_scratch_b_truncates_the_epochs_and_floors_the_cap():
     from prunestudy.pruning.budgets import longest_scratch_b
 
-    assert scratch_b_epochs(10, 135, 100, None) == 14  # 13.5 rounds to the even 14
-    assert scratch_b_epochs(10, 125, 100, None) == 12  # 12.5 rounds to the even 12
-    assert scratch_b_epochs(10, 1301, 1000, None) == 13  # 13.01 rounds down
+    assert scratch_b_epochs(10, 135, 100, None) == 13  # 13.5 truncates, as Liu's int()
+    assert scratch_b_epochs(10, 125, 100, None) == 12  # 12.5 truncates
+    assert scratch_b_epochs(10, 1301, 1000, None) == 13  # 13.01 truncates
     assert scratch_b_epochs(15, 400, 100, 1.5) == 22  # the cap 1.5 x 15 = 22.5 floors to 22
-    assert scratch_b_epochs(15, 101, 100, 1.5) == 15  # under the cap: round(15.15)
+    assert scratch_b_epochs(15, 101, 100, 1.5) == 15  # under the cap: int(15.15)
     # the blog's control trains as long as the longest Scratch-B: the smallest pruned network's
     assert longest_scratch_b(10, 400, [300, 100, 200], None) == 40
     assert longest_scratch_b(10, 400, [300, 100, 200], 2) == 20

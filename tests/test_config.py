@@ -214,3 +214,107 @@ def test_experiments_that_train_the_same_model_plainly_share_their_large_network
     assert base_name(by["resnet-sss"], 0.055, data) != base_name(by["resnet-l1"], "A", data)  # gates + APG
     assert "-slimming-" in base_name(by["vgg-slimming"], 0.4, data)
     assert base_name(by["vgg-slimming"], 0.4, data) == base_name(by["vgg-slimming"], 0.6, data)
+
+
+def _experiment(i: int, **changes) -> dict:
+    """The default config with experiment ``i``'s keys changed (dotted: 'prune.lr', 'model.width')."""
+    c = copy.deepcopy(_load("config.yaml"))
+    for dotted, value in changes.items():
+        node = c["experiments"][i]
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return c
+
+
+@pytest.mark.parametrize(
+    ("i", "change", "key", "why"),
+    [
+        (0, {"prune.every": 0}, "experiments[0].prune.every", "must be >= 1"),
+        (0, {"prune.batch_size": 0}, "experiments[0].prune.batch_size", "must be >= 2"),
+        (0, {"prune.max_prunes": 0}, "experiments[0].prune.max_prunes", "must be >= 1"),
+        (0, {"prune.lr": -0.1}, "experiments[0].prune.lr", "must be > 0"),
+        (0, {"prune.chunk": 0}, "experiments[0].prune.chunk", "must be >= 1"),
+        (0, {"prune.flops_weight": -1}, "experiments[0].prune.flops_weight", "must be >= 0"),
+        (0, {"prune.param_floor": 1.0}, "experiments[0].prune.param_floor", "must be < 1"),
+        (2, {"model.width": 0}, "experiments[2].model.width", "must be >= 0.0625"),
+        (0, {"model.width": 0}, "experiments[0].model.width", "must be >= 0.0625"),
+        (1, {"model.cfg": [16, 16.5, "M", 32]}, "experiments[1].model", "whole numbers of channels"),
+        (1, {"model.width": True}, "experiments[1].model.width", "not a number"),
+        (1, {"prune.sparsity": -0.01}, "experiments[1].prune.sparsity", "must be >= 0"),
+        (0, {"prune.max_prunes": 10}, "experiments[0].targets", "out of reach"),
+    ],
+)
+def test_every_degenerate_setting_is_refused_before_any_job_naming_its_key(i, change, key, why):
+    with pytest.raises(ConfigError, match=re.escape(f"config key '{key}'") + ".*" + re.escape(why)):
+        validate(_experiment(i, **change))
+
+
+def test_a_densenet_without_growth_is_refused():
+    c = copy.deepcopy(_load("config.yaml"))
+    c["experiments"].append({"name": "dn", "model": {"family": "densenet", "depth": 10, "growth": 0}})
+    with pytest.raises(ConfigError, match=r"'experiments\[5\]\.model\.growth': 0 is out of range"):
+        validate(c)
+
+
+def test_the_unreachable_target_bound_holds_on_a_real_trajectory():
+    """The bound on what k prunes remove is an upper bound: Fisher's own WRN steps never remove more."""
+    from prunestudy.arch import wrn
+    from prunestudy.pruning.budgets import most_removable
+
+    spec = wrn(10, 2, in_channels=1, image_size=8)
+    for k in (1, 10, 60):
+        assert most_removable(spec, k) >= max(  # the k most expensive single channels, removed greedily
+            spec.param_count() - _greedy(spec, k), 0
+        )
+    assert most_removable(spec, 10**6) >= spec.param_count() - spec.with_widths([0, 0, 0]).param_count()
+
+
+def _greedy(spec, k):
+    for _ in range(k):
+        w = list(spec.widths_vector)
+        options = [spec.with_widths([x - (j == i) for j, x in enumerate(w)]) for i in range(len(w)) if w[i]]
+        spec = min(options, key=lambda s: s.param_count())
+    return spec.param_count()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("references: [", "cannot be read as YAML"),
+        (
+            "references:\n  - {paper: P, dataset: cifar10, model: M, arm: pruned, verified: true, source: s}\n",
+            "error_pct",
+        ),
+        (
+            "references:\n  - {paper: P, dataset: d, model: M, arm: a, error_pct: five, verified: true, source: s}\n",
+            "entry 'references[0].error_pct': 'five' is not of type 'number'",
+        ),
+    ],
+)
+def test_the_references_file_is_checked_naming_the_file_and_entry(tmp_path, text, message):
+    from prunestudy.io.config import load_references
+
+    path = tmp_path / "refs.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + ".*" + re.escape(message)):
+        load_references(path)
+    assert len(load_references(ROOT / "config/references.yaml")) > 10
+
+
+def test_a_configfile_stands_alone_with_the_schemas_defaults(tmp_path):
+    """A minimal CIFAR config inherits nothing from the embedded digits study: device auto, 30 epochs."""
+    from tests.workflow_helpers import snakemake
+
+    minimal = {
+        "study": "minimal",
+        "data": {"name": "cifar10"},
+        "experiments": [{"name": "e", "model": {"family": "resnet", "depth": 8}, "method": "l1"}],
+    }
+    minimal["experiments"][0] |= {"prune": {"settings": {"A": {"ratios": [0.5, 0.5, 0.5]}}}, "targets": ["A"]}
+    (tmp_path / "minimal.yaml").write_text(yaml.safe_dump(minimal))
+    res = snakemake(tmp_path, tmp_path / "minimal.yaml", "-n", "--printshellcmds", cwd=tmp_path)
+    base_job = next(line for line in res.stdout.splitlines() if "prunestudy train --arm base" in line)
+    assert "--device auto" in base_job and '"epochs":30' in base_job and '"milestones":[15,22,27]' in base_job
+    assert "seed2" in res.stdout and "seed3" not in res.stdout  # the schema's seeds [1, 2], not digits' [1, 2, 3]

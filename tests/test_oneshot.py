@@ -91,7 +91,7 @@ def test_slimming_record_threshold_hook_and_settings_by_value():
     assert p.record["rule"].startswith("an emptiable group") and p.record["rule"].endswith("largest |gamma|")
     assert all(c == sorted(c) for c in p.removals.values())
     assert Slimming.prune(state, VGG, 0.001, SlimmingParams()).record["threshold"] == 0.0  # k = 0
-    with pytest.raises(ValueError, match="sparsity must be >= 0"):
+    with pytest.raises(ValueError, match=r"sparsity: -0\.0001 is out of range: it must be >= 0"):
         SlimmingParams(sparsity=-1e-4)
     assert Slimming.regulariser(SlimmingParams(sparsity=3e-5), 0.4) == {"sparsity": 3e-5}
     assert SlimmingParams(sparsity=0).sparsity == 0  # no sparsity term: slimming a plainly trained network
@@ -208,15 +208,17 @@ def test_magnitude_mask_and_record_by_hand_ties_to_the_earlier_weight():
     assert all(bool(m.all()) for m in none.mask.values()) and none.record["threshold"] == 0.0
 
 
-def test_scratch_b_ratio_comes_from_the_pruned_network_not_the_dense_one():
+def test_scratch_b_ratio_comes_from_the_pruned_network_not_the_dense_one(caplog):
     spec = wrn(10, 1, in_channels=1, image_size=8)
     net = prune_once(_state(spec), spec, Magnitude, 0.6, MagnitudeParams())
     recipe = Recipe(epochs=10, batch_size=8, lr=0.1)
     p = plan(SCRATCH_B, spec, recipe, arch=net.spec, arch_flops=net.flops, max_factor=None)
     assert p.extra["flops_ratio"] == pytest.approx(spec.flops() / masks.nonzero_flops(spec, net.mask))
-    assert p.recipe.epochs == round(10 * spec.flops() / net.flops) > 10
-    with pytest.raises(ValueError, match=r"ratio is 1\.0000 <= 1"):  # the reference's bug: dense over dense
-        plan(SCRATCH_B, spec, recipe, arch=net.spec, max_factor=None)
+    assert p.recipe.epochs == int(10 * (spec.flops() / net.flops)) > 10
+    # the reference's bug (dense FLOPs over dense FLOPs) would give ratio 1: Scratch-E's epochs, said aloud
+    with caplog.at_level("WARNING", logger="prunestudy"):
+        dense = plan(SCRATCH_B, spec, recipe, arch=net.spec, max_factor=None)
+    assert dense.recipe.epochs == 10 and "ratio is 1.0000 <= 1" in caplog.text
 
 
 def test_masked_scratch_redraws_kept_weights_at_the_masks_fan_in():
@@ -244,6 +246,8 @@ def _oneshot_args(cfg, base_model, out, method, target, prune):
         target,
         "--base-model",
         str(base_model),
+        "--base-identity",
+        json.dumps({"experiment": "test", "arm": "base", "seed": 1, "slot": None}),
         "--out",
         str(out),
         "--prune",
@@ -282,10 +286,11 @@ def test_one_apg_step_against_a_hand_computation():
     # by hand: z = soft(lam - lr g, lr gamma); v = z - lam + mu v; lam = max(0, z + mu v)
     # 1: z = soft(0.95, 0.02) = 0.93; v = 0.93 - 1 + 0.18 = 0.11; lam = 0.93 + 0.099 = 1.029
     # 2: z = soft(-0.15, 0.02) = -0.13; v = -0.13 - 0.05 + 0 = -0.18; lam = max(0, -0.13 - 0.162) = 0
-    # 3: a zero factor stays zero (and its momentum is cleared)
+    # 3: a zero factor revives: z = soft(0.3, 0.02) = 0.28; v = 0.28 - 0 + 0 = 0.28; lam = 0.28 + 0.252 = 0.532
     # 4: z = soft(0.3, 0.02) = 0.28; v = 0.28 - 0.3 - 0.09 = -0.11; lam = 0.28 - 0.099 = 0.181
-    torch.testing.assert_close(lam, torch.tensor([1.029, 0.0, 0.0, 0.181]))
-    torch.testing.assert_close(v, torch.tensor([0.11, 0.0, 0.0, -0.11]))
+    # (2 keeps its velocity -0.18: the reference clips the factor, never the velocity)
+    torch.testing.assert_close(lam, torch.tensor([1.029, 0.0, 0.532, 0.181]))
+    torch.testing.assert_close(v, torch.tensor([0.11, -0.18, 0.28, -0.11]))
 
 
 def test_sss_removes_blocks_whose_factor_is_zero_and_folds_the_others():
@@ -308,7 +313,7 @@ def test_sss_removes_blocks_whose_factor_is_zero_and_folds_the_others():
     assert sum(p.numel() for p in pruned.parameters()) == net.spec.param_count()
 
 
-def test_sss_training_drives_factors_to_zero_and_they_stay_there(digits):
+def test_sss_training_drives_factors_to_zero(digits):
     from prunestudy.methods.sss import SSS
 
     spec = resnet(14, width=0.5, gates=True, in_channels=1, image_size=8)
@@ -323,10 +328,6 @@ def test_sss_training_drives_factors_to_zero_and_they_stay_there(digits):
     recipe = Recipe(epochs=2, batch_size=64, lr=0.1, milestones=())
     fit(spec, digits, recipe, Augment(), seed=1, rt=Runtime.pick("cpu"), hooks=hooks)
     assert any(v == 0.0 for v in seen[-1])
-    for i in range(len(seen[0])):  # once zero, zero for good
-        trace = [s[i] for s in seen]
-        if 0.0 in trace:
-            assert all(v == 0.0 for v in trace[trace.index(0.0) :])
 
 
 class _Interrupt(Exception):

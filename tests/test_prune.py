@@ -1,3 +1,4 @@
+import json
 import signal
 import subprocess
 import sys
@@ -156,6 +157,10 @@ def _chunk_args(cfg, work, base_model, chunk):
         str(work / f"chunk{chunk:03d}.state.pt"),
         "--out-rows",
         str(work / f"chunk{chunk:03d}.csv"),
+        "--out-record",
+        str(work / f"chunk{chunk:03d}.json"),
+        "--base-identity",
+        json.dumps({"experiment": "test", "arm": "base", "seed": 1, "slot": None}),
         *slices(cfg, "data", "model", "prune"),
     ]
 

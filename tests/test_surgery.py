@@ -190,7 +190,7 @@ def test_weights_that_do_not_fit_their_spec_are_refused_naming_the_file():
     with pytest.raises(ArtifactError, match=r"^model\.pt: the weights do not fit wrn10-\w+: .* \(and \d+ more\)"):
         check_state(spec, other, "model.pt")
     wide = dict(state, **{"head.fc.weight": torch.zeros(10, 99)})
-    with pytest.raises(ArtifactError, match=r"head\.fc\.weight is \(10, 99\), not \(10, \d+\); delete it"):
+    with pytest.raises(ArtifactError, match=r"head\.fc\.weight is \(10, 99\), not \(10, \d+\); run snakemake again"):
         check_state(spec, wide, "model.pt")
     with pytest.raises(ArtifactError, match=r"head\.fc\.bias missing"):
         check_state(spec, {k: v for k, v in state.items() if k != "head.fc.bias"}, "model.pt")

@@ -115,7 +115,7 @@ def _finish(
         throughput_img_s=result.images_per_s,
         device=str(rt.device),
         identity=ident,
-        outputs=outputs_beside(out / "metrics.json"),
+        **outputs_beside(out / "metrics.json"),
         inputs=inputs,
         runtime=rt.describe(),
         config_hash=config_hash(slices),
@@ -272,7 +272,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     ckpt = load_checkpoint(args.base_model)
     base = spec_from_json(ckpt["spec"])
     expected = base_spec(m.base_options(args.model), args.data)
-    _check_base(args.base_model, base, ckpt["state"], ckpt.get("identity", {}), expected, args.seed)
+    _check_base(args.base_model, base, ckpt["state"], ckpt.get("identity", {}), expected, args.base_identity)
     pruned = prune_once(ckpt["state"], base, m, target, params)
     logging.info(
         "%s to %s: %s, %d -> %d params, %d -> %d FLOPs; %s",
@@ -338,13 +338,17 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     resume.unlink(missing_ok=True)
 
 
-def _check_base(path: str, base, state: dict, identity: dict, expected, seed: int) -> None:
-    """The large network a job prunes: the configured model, of the job's seed, with weights that fit it."""
+def _check_base(path: str, base, state: dict, identity: dict, expected_spec, expected: dict) -> None:
+    """The large network a job prunes: the run its config expects (base name with method and regulariser,
+    seed), byte for byte the weights that run's record vouches for, of the configured model, and weights
+    that fit it."""
     from prunestudy.io.artifacts import expect
+    from prunestudy.io.records import check_output
     from prunestudy.pruning.surgery import check_state
 
-    expect(path, "a network of the experiment's model", expected.spec_id, base.spec_id)
-    expect(path, "the large network of seed", seed, identity.get("seed"))
+    check_output(path, Path(path).with_name("metrics.json"), expected)
+    expect(path, "the large network", expected, identity)
+    expect(path, "a network of the experiment's model", expected_spec.spec_id, base.spec_id)
     check_state(base, state, path)
 
 
@@ -367,6 +371,7 @@ def _write_csv(rows: list[dict], path: str, columns: tuple[str, ...]) -> None:
 def cmd_prune_chunk(args: argparse.Namespace) -> None:
     from prunestudy.io.artifacts import file_digest
     from prunestudy.io.paths import chunk_resume, steps_dir
+    from prunestudy.io.records import write_job_record
     from prunestudy.methods.fisher import FisherParams
     from prunestudy.pruning.trajectory import ROW_FIELDS, PruneState, run_chunk
     from prunestudy.training.runtime import Runtime
@@ -413,6 +418,9 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
     _write_csv(state.rows, args.out_rows, ROW_FIELDS)
     state.identity = {"experiment": args.experiment, "seed": args.seed, "chunk": args.chunk}
     state.save(args.out_state)
+    steps = [f"{steps_dir(work).name}/{row['checkpoint']}" for row in state.rows]
+    written = [Path(args.out_state).name, Path(args.out_rows).name, *steps]
+    write_job_record(args.out_record, state.identity, written)
     resume.unlink(missing_ok=True)
 
 
@@ -421,7 +429,7 @@ def _check_chunk_input(args, state) -> None:
     from prunestudy.io.artifacts import expect
 
     if args.chunk == 0:
-        _check_base(args.input, state.spec, state.weights, state.identity, _base_spec(args), args.seed)
+        _check_base(args.input, state.spec, state.weights, state.identity, _base_spec(args), args.base_identity)
     else:
         wanted = {"experiment": args.experiment, "seed": args.seed, "chunk": args.chunk - 1}
         expect(args.input, "the trajectory state", wanted, state.identity)
@@ -432,6 +440,7 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from prunestudy.io.artifacts import atomic_write_text
+    from prunestudy.io.records import write_job_record
     from prunestudy.pruning.trajectory import check_steps
 
     frames = [pd.read_csv(p) for p in args.chunks]
@@ -440,6 +449,8 @@ def cmd_trajectory(args: argparse.Namespace) -> None:
         raise SystemExit("prunestudy: the trajectory has no steps")
     check_steps(df, " + ".join(args.chunks))
     atomic_write_text(args.out, df.to_csv(index=False))
+    identity = {"experiment": args.experiment, "seed": args.seed}
+    write_job_record(args.out_record, identity, [Path(args.out).name])
     logging.info(
         "trajectory of %d steps, ending at %d params (%.1f%% of base)",
         len(df),
@@ -478,7 +489,7 @@ def _extract(args, df, budget: float, out: Path) -> None:
         arm=PRUNED,
         seed=args.seed,
         identity=identity(args.experiment, PRUNED, args.seed, target_label(budget)),
-        outputs=outputs_beside(out / "metrics.json"),
+        **outputs_beside(out / "metrics.json"),
         inputs={"trajectory": file_digest(args.out)},
         derived_seeds={"prune": args.seed},
         recipe=args.prune,
@@ -615,7 +626,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from prunestudy.analysis import figures
     from prunestudy.analysis.consistency import kept_frame
     from prunestudy.arch import spec_from_dict
-    from prunestudy.io.artifacts import read_json
+    from prunestudy.io.artifacts import read_record
     from prunestudy.pruning.arms import BASE, PRUNED
 
     runs = pd.read_csv(args.runs)
@@ -633,7 +644,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     figures.save(figures.channel_profile(kept), out / "channel_profile")
     figures.save(figures.consistency(kept), out / "consistency")
     if trajectories:
-        base = spec_from_dict(read_json(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
+        base = spec_from_dict(read_record(runs.loc[runs["arm"] == BASE, "path"].iloc[0])["spec"]).widths_vector
         figures.save(figures.trajectory_heatmap(trajectories, list(base)), out / "trajectory_heatmap")
 
 
@@ -641,14 +652,14 @@ def _read_trajectory(path: str, pruned):
     """A trajectory, refused unless it is the one every network sampled from it was extracted from."""
     import pandas as pd
 
-    from prunestudy.io.artifacts import expect, file_digest, read_json
+    from prunestudy.io.artifacts import expect, file_digest, read_record
     from prunestudy.pruning.trajectory import check_steps
 
     for record in pruned["path"]:
         expect(
             path,
             f"the trajectory {record} was sampled from (hash)",
-            read_json(record)["inputs"]["trajectory"],
+            read_record(record)["inputs"]["trajectory"],
             file_digest(path),
         )
     df = pd.read_csv(path)
@@ -694,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--finetune", type=_json, required=True, help="the fine-tuning recipe (JSON)")
     p.add_argument("--base-model", required=True)
+    p.add_argument("--base-identity", type=_json, required=True, help="the large network's run identity (JSON)")
     p.add_argument("--arm", default=PRUNED, choices=TUNED, help="pruned-long: the base is the long-trained one")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_oneshot)
@@ -703,14 +715,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", type=_json, required=True)
     p.add_argument("--chunk", type=int, required=True)
     p.add_argument("--input", required=True, help="the base model.pt or the previous chunk's state")
+    p.add_argument("--base-identity", type=_json, help="chunk 0: the large network's run identity (JSON)")
     p.add_argument("--out-state", required=True)
     p.add_argument("--out-rows", required=True)
+    p.add_argument("--out-record", required=True, help="the chunk's record: hashes of everything it wrote")
     p.set_defaults(func=cmd_prune_chunk)
 
     p = sub.add_parser("trajectory", help="join chunk tables into one trajectory and sample it at every budget")
     _common(p)
     p.add_argument("chunks", nargs="+")
     p.add_argument("--out", required=True)
+    p.add_argument("--out-record", required=True, help="the trajectory's record (its hash)")
     p.add_argument("--prune", type=_json, required=True)
     p.add_argument("--budgets", nargs="+", type=float, default=[], help="fractions of base params to sample at")
     p.add_argument("--arch-dirs", nargs="+", default=[], help="where each budget's spec and metrics go, in order")

@@ -3,7 +3,7 @@ ONESHOT_CMD = (
     "--method {params.method} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
     "--finetune {params.finetune:q} "
     "--compile {params.compile} --jobs-per-gpu {resources.jobs_per_gpu} --device {params.device} --threads {params.threads} "
-    "--base-model {input:q} --arm {params.arm} --out {params.out:q} > {log} 2>&1"
+    "--base-model {input:q} --base-identity {params.base:q} --arm {params.arm} --out {params.out:q} > {log} 2>&1"
 )
 
 
@@ -43,6 +43,7 @@ rule oneshot:
     output:
         spec=P.arch_spec(),
         metrics=P.arch_metrics(),
+        model=P.beside(P.arch_metrics(), "model.pt"),
     log:
         P.log("oneshot", "{experiment}", "seed{seed}", "target{target}"),
     wildcard_constraints:
@@ -64,6 +65,7 @@ rule oneshot:
         compile=COMPILE,
         device=config["device"],
         arm=arms.PRUNED,
+        base=lambda wc: canonical(base_identity(wc)),
         out=subpath(output.spec, parent=True),
     shell:
         ONESHOT_CMD
@@ -73,6 +75,7 @@ use rule oneshot as oneshot_masked with:
     output:
         spec=P.arch_spec(),
         metrics=P.arch_metrics(),
+        model=P.beside(P.arch_metrics(), "model.pt"),
         mask=P.arch_mask(),
     wildcard_constraints:
         experiment=UNSTRUCTURED,
@@ -126,6 +129,7 @@ use rule oneshot as oneshot_long with:
     output:
         spec=f"{P.long_dir()}/spec.json",
         metrics=f"{P.long_dir()}/metrics.json",
+        model=f"{P.long_dir()}/model.pt",
     log:
         P.log("oneshot_long", "{experiment}", "seed{seed}", "target{target}"),
     wildcard_constraints:
@@ -141,6 +145,9 @@ use rule oneshot as oneshot_long with:
         compile=COMPILE,
         device=config["device"],
         arm=arms.PRUNED_LONG,
+        base=lambda wc: canonical(
+            identity(wc.experiment, arms.BASE_LONG, int(wc.seed), None)
+        ),
         out=subpath(output.spec, parent=True),
 
 
@@ -148,6 +155,7 @@ use rule oneshot_long as oneshot_long_masked with:
     output:
         spec=f"{P.long_dir()}/spec.json",
         metrics=f"{P.long_dir()}/metrics.json",
+        model=f"{P.long_dir()}/model.pt",
         mask=f"{P.long_dir()}/mask.pt",
     wildcard_constraints:
         experiment=long_where(UNSTRUCTURED),

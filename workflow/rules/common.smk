@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -11,12 +12,28 @@ from snakemake.exceptions import WorkflowError
 from prunestudy.pruning import arms
 from prunestudy.io import paths
 from prunestudy.io.catalog import missing_files
-from prunestudy.io.config import ConfigError, apply_overrides, base_name, validate
+from prunestudy.io.config import (
+    ConfigError,
+    apply_overrides,
+    base_name,
+    load_references,
+    validate,
+)
+from prunestudy.io import integrity
 from prunestudy.methods import method
 from prunestudy.io.records import identity
 from prunestudy.io.stages import LOGIC_VERSIONS as LOGIC
 from prunestudy.analysis.verdicts import HOLM_FAMILY, RESOLUTION_NOTE, VERDICT_RULE
 
+# The embedded default applies only when no config file is given: a --configfile stands alone, every key it
+# leaves out taking the schema's documented default (never the digits study's value).
+if not workflow.overwrite_configfiles:
+    _embedded = yaml.safe_load(
+        (Path(workflow.basedir) / "config" / "config.yaml").read_text()
+    )
+    apply_overrides(_embedded, dict(config))
+    config.clear()
+    config.update(_embedded)
 try:
     apply_overrides(config, workflow.config_settings.config or {})
     validate(config)
@@ -47,6 +64,10 @@ if not os.path.isabs(REFERENCES) and not os.path.exists(REFERENCES):
         workflow.basedir, REFERENCES
     )  # run from another --directory
 config["analysis"]["references"] = REFERENCES
+try:
+    load_references(REFERENCES)
+except ConfigError as err:
+    sys.exit(f"prunestudy: {err}")
 SEEDS = config["seeds"]
 EXPERIMENTS = {e["name"]: e for e in config["experiments"]}
 TRAINED = {n: sorted(arms.trained_arms(e)) for n, e in EXPERIMENTS.items()}
@@ -144,10 +165,19 @@ def base_json(key):
     return lambda wc: canonical(BASES[wc.base][key])
 
 
-def base_model(wc):
+def base_of(wc):
     """The large network the job's (experiment, target) prunes; any target, for an iterative method."""
     target = wc.target if "target" in wc.keys() else targets(wc.experiment)[0]
-    return P.base_model(base=BASE_OF[wc.experiment, target], seed=wc.seed)
+    return BASE_OF[wc.experiment, target]
+
+
+def base_model(wc):
+    return P.base_model(base=base_of(wc), seed=wc.seed)
+
+
+def base_identity(wc):
+    """The run the job's large network must be: its base name (method and regulariser included) and seed."""
+    return identity(base_of(wc), arms.BASE, int(wc.seed), None)
 
 
 def chunks(experiment):
@@ -244,6 +274,55 @@ def run_slots(experiment):
     return out
 
 
+def beside(experiment, arm):
+    """What the job of a run writes next to its metrics.json."""
+    if arm not in arms.TUNED:
+        return ("model.pt",)
+    if kind(experiment) == "iterative":
+        return ("spec.json",)
+    masked = EXPERIMENTS[experiment]["method"] == "magnitude"
+    return ("spec.json", "model.pt", *(("mask.pt",) if masked else ()))
+
+
+def vouchers():
+    """Every record the study's config expects, with the run each must be (what the audit checks)."""
+    out = {}
+    for e in EXPERIMENTS:
+        out.update({path: ident for path, ident in run_slots(e)})
+        for s in SEEDS if kind(e) == "iterative" else ():
+            for c in chunks(e):
+                ident = {"experiment": e, "seed": s, "chunk": int(c)}
+                out[P.chunk_record(experiment=e, seed=s, chunk=c)] = ident
+            out[P.trajectory_record(experiment=e, seed=s)] = {
+                "experiment": e,
+                "seed": s,
+            }
+    return [integrity.Voucher(Path(p), ident) for p, ident in out.items()]
+
+
+def artefacts():
+    """Every file a run leaves, intermediate ones included: the run asks for each, so one that goes missing
+    (deleted, or moved aside by the audit) is rebuilt, and with it everything made from it.
+    """
+    out = []
+    for e in EXPERIMENTS:
+        for path, ident in run_slots(e):
+            folder = os.path.dirname(path)
+            out += [path, *(f"{folder}/{n}" for n in beside(e, ident["arm"]))]
+        for s in SEEDS if kind(e) == "iterative" else ():
+            for c in chunks(e):
+                out += [
+                    f(experiment=e, seed=s, chunk=c)
+                    for f in (P.chunk_state, P.chunk_rows, P.chunk_record)
+                ]
+            out += [
+                P.trajectory(experiment=e, seed=s),
+                P.trajectory_record(experiment=e, seed=s),
+            ]
+        out.append(P.latency(experiment=e))
+    return list(dict.fromkeys(out))
+
+
 def run_metrics(wc):
     return [path for path, _ in run_slots(wc.experiment)]
 
@@ -289,7 +368,7 @@ def source_expect(experiment, seed, target):
 
 
 def all_targets():
-    out = [P.study_table(table="claims")]
+    out = [*artefacts(), P.study_table(table="claims")]
     out += [P.study_table(table=t) for t in paths.CALIBRATION_TABLES]
     out += [P.study_figure(figure=f) for f in paths.STUDY_FIGURES]
     for e in EXPERIMENTS:
@@ -297,3 +376,13 @@ def all_targets():
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]
         out += [P.figure(experiment=e, figure=f) for f in paths.figures(kind(e))]
     return out
+
+
+# Before planning: every record intact, the run its path expects, vouching for unchanged files; what fails is
+# moved into the study's quarantine folder, so that the plan rebuilds it (a dry run only reports it).
+if workflow.is_main_process and integrity.audits(sys.argv):
+    _repair = integrity.repairs(sys.argv)
+    _locked = any(Path(".snakemake/locks").glob("*"))
+    _damage = integrity.audit(vouchers(), P.root, repair=_repair, locked=_locked)
+    if _damage:
+        print(integrity.describe(_damage, P.root, _repair), file=sys.stderr)

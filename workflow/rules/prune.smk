@@ -4,6 +4,7 @@ rule prune_chunk:
     output:
         state=P.chunk_state(),
         rows=P.chunk_rows(),
+        record=P.chunk_record(),
     log:
         P.log("prune", "{experiment}", "seed{seed}", "chunk{chunk}"),
     wildcard_constraints:
@@ -22,11 +23,13 @@ rule prune_chunk:
         device=config["device"],
         threads=config["threads"],
         chunk=lambda wc: int(wc.chunk),
+        base=lambda wc: canonical(base_identity(wc)),
     shell:
         "prunestudy prune-chunk --experiment {wildcards.experiment} --seed {wildcards.seed} "
         "--chunk {params.chunk} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
         "--device {params.device} --threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} "
-        "--input {input:q} --out-state {output.state:q} --out-rows {output.rows:q} > {log} 2>&1"
+        "--input {input:q} --base-identity {params.base:q} --out-state {output.state:q} --out-rows {output.rows:q} "
+        "--out-record {output.record:q} > {log} 2>&1"
 
 
 # One job per (iterative experiment, seed) joins its chunk tables and samples every target: the targets
@@ -42,6 +45,7 @@ for _exp in ITERATIVE_NAMES:
             ],
         output:
             trajectory=P.trajectory(experiment=_exp),
+            record=P.trajectory_record(experiment=_exp),
             specs=[P.arch_spec(experiment=_exp, target=t) for t in targets(_exp)],
             metrics=[P.arch_metrics(experiment=_exp, target=t) for t in targets(_exp)],
         log:
@@ -57,6 +61,7 @@ for _exp in ITERATIVE_NAMES:
             budgets=" ".join(targets(_exp)),
             dirs=lambda wc, output: " ".join(os.path.dirname(f) for f in output.specs),
         shell:
-            "prunestudy trajectory {input:q} --out {output.trajectory:q} --experiment {params.experiment} "
+            "prunestudy trajectory {input:q} --out {output.trajectory:q} --out-record {output.record:q} "
+            "--experiment {params.experiment} "
             "--seed {wildcards.seed} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
             "--budgets {params.budgets} --arch-dirs {params.dirs} > {log} 2>&1"

@@ -13,6 +13,7 @@ rule scratch:
         unpack(pruned_source),
     output:
         P.scratch_metrics(),
+        model=P.beside(P.scratch_metrics(), "model.pt"),
     log:
         P.log("scratch", "{experiment}", "{regime}", "target{target}", "seed{seed}"),
     conda:
@@ -43,6 +44,7 @@ rule scratch:
 rule family:
     output:
         P.family_metrics(),
+        model=P.beside(P.family_metrics(), "model.pt"),
     log:
         P.log("family", "{experiment}", "{kind}", "{member}", "seed{seed}"),
     wildcard_constraints:
@@ -76,6 +78,7 @@ rule scaled:
         unpack(scaled_source),
     output:
         P.family_metrics(kind=arms.SCALED),
+        model=P.beside(P.family_metrics(kind=arms.SCALED), "model.pt"),
     log:
         P.log("family", "{experiment}", arms.SCALED, "{member}", "seed{seed}"),
     conda:
@@ -108,6 +111,7 @@ rule guide:
         unpack(guide_sources),
     output:
         P.guide_metrics(),
+        model=P.beside(P.guide_metrics(), "model.pt"),
     log:
         P.log("guide", "{experiment}", "{guide}", "target{target}", "seed{seed}"),
     conda:

@@ -24,9 +24,9 @@ WEIGHT_FRACTION = "fraction of weights"
 def kept_vector(record_path: str | Path) -> tuple[list[float], str]:
     """What one pruned run kept per group, and the unit: its spec's widths, or its mask's kept fractions."""
     from prunestudy.arch import spec_from_dict
-    from prunestudy.io.artifacts import read_json
+    from prunestudy.io.artifacts import read_record
 
-    record = read_json(record_path)
+    record = read_record(record_path)
     if record["extra"].get("masked"):
         from prunestudy.pruning import masks
 

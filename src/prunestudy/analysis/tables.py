@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from prunestudy.io.artifacts import atomic_write_text
 from prunestudy.pruning.arms import BASE, TARGETED
@@ -56,7 +55,9 @@ def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: 
     error (percent) of the matching arm, over seeds; a row without a target (the unpruned network)
     matches every network of its arm.
     """
-    refs = yaml.safe_load(Path(path).read_text())["references"]
+    from prunestudy.io.config import load_references
+
+    refs = load_references(path)
     rows = []
     for r in refs:
         match = r["dataset"] == dataset and r["model"] == model and r.get("method", method) == method

@@ -18,6 +18,7 @@ from prunestudy.arch.mobilenetv2 import MobileNetV2Spec, mobilenetv2
 from prunestudy.arch.resnet import PreResNetSpec, ResNetSpec, preresnet, resnet
 from prunestudy.arch.vgg import VGGSpec, vgg
 from prunestudy.arch.wrn import WRNSpec, wrn
+from prunestudy.io.options import check_call
 
 
 class Family(NamedTuple):
@@ -72,6 +73,7 @@ def build_spec(options: Mapping[str, Any], *, num_classes: int, in_channels: int
     family = opts.pop("family", "wrn")
     if family not in FAMILIES:
         raise ValueError(f"unknown architecture family {family!r}; expected one of {sorted(FAMILIES)}")
+    check_call(FAMILIES[family].builder, opts)  # each option's declared type and bounds: an OptionError naming it
     try:
         return FAMILIES[family].builder(**opts, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     except TypeError as err:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -83,6 +83,15 @@ class ArchSpec:
 
     def with_widths(self, widths: Sequence[int]) -> ArchSpec:
         """The same network with each group at the given width (in :meth:`groups` order)."""
+        raise NotImplementedError
+
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The prunable groups (indices into :meth:`groups`) by the feature-map size they run at, in order.
+
+        These are Liu et al.'s "stages", over which guided pruning averages channel counts
+        (:func:`prunestudy.pruning.budgets.guided_spec`). Every group is in exactly one stage; a stage
+        may hold groups that are not adjacent in :meth:`groups` order (a DenseNet's transition).
+        """
         raise NotImplementedError
 
     def layers(self) -> tuple[Layer, ...]:
@@ -158,6 +167,15 @@ class ArchSpec:
     def flops(self) -> int:
         """Forward FLOPs of one image as ``torch.utils.flop_counter`` counts them (multiply-add = 2 FLOPs)."""
         return count(self.layers())[1]
+
+
+def stages_by(keys: Sequence[Hashable]) -> tuple[tuple[int, ...], ...]:
+    """Group indices by key (one key per group, in :meth:`ArchSpec.groups` order), stages in the order
+    their keys first appear: each family only says which stage each group belongs to."""
+    out: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return tuple(tuple(v) for v in out.values())
 
 
 def _plain(value: Any) -> Any:

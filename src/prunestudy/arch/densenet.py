@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, select_group
+from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, select_group, stages_by
 from prunestudy.arch.resnet import _resize
+from prunestudy.io.options import Range
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ class DenseNetSpec(ArchSpec):
         out.append(select_group("head.select", self.selection(-1), "head.bn", "head.fc.weight", emptiable=False))
         return tuple(out)
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """A dense block's groups (selections and mids) with the selection of the transition after it,
+        which reads the block's output at its size; the head's selection is a stage of its own."""
+        per_layer = 2 if self.bc else 1
+        keys = [i // self.per_block for i in range(self.n_layers) for _ in range(per_layer)]
+        return stages_by([*keys, 0, 1, "head"])
+
     def _replace(self, mids: Sequence[int], selects: Sequence[tuple[int, ...] | None]) -> DenseNetSpec:
         reads = self.read_widths()
         selects = [None if s == tuple(range(w)) else s for s, w in zip(selects, reads, strict=True)]
@@ -174,11 +182,11 @@ class DenseNetSpec(ArchSpec):
 
 
 def densenet(
-    depth: int,
-    growth: int = 12,
+    depth: Annotated[int, Range(min=7)],
+    growth: Annotated[int, Range(min=1)] = 12,
     *,
     bc: bool = False,
-    bottleneck: float = 1.0,
+    bottleneck: Annotated[float, Range(gt=0, max=1)] = 1.0,
     num_classes: int = 10,
     in_channels: int = 3,
     image_size: int = 32,

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from prunestudy.arch.base import ArchSpec, Group, Layer, Slice, bn_slices, conv_out
+from prunestudy.arch.base import ArchSpec, Group, Layer, Slice, bn_slices, conv_out, stages_by
+from prunestudy.io.options import Range
 
 # (expansion t, output channels c, blocks n, first block's stride s); stage 2's s is 1 for CIFAR
 SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -113,6 +114,16 @@ class MobileNetV2Spec(ArchSpec):
     def groups(self) -> tuple[Group, ...]:
         return tuple(_hidden_group(b) for b in self.blocks() if b.expands)
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The expanding blocks by output size: the depthwise conv, which subsamples, and the projection
+        run at it (a strided block's expand conv still reads the larger input)."""
+        sizes, size = [], self.image_size
+        for b in self.blocks():
+            size = conv_out(size, b.stride)
+            if b.expands:
+                sizes.append(size)
+        return stages_by(sizes)
+
     def with_widths(self, widths: Sequence[int]) -> MobileNetV2Spec:
         it = iter(widths)
         hiddens = tuple(int(next(it)) if b.expands else b.hidden for b in self.blocks())
@@ -155,7 +166,7 @@ def _block_layers(b: InvertedBlock, in_size: int, size: int) -> list[Layer]:
 
 
 def mobilenetv2(
-    *, width: float = 1.0, num_classes: int = 10, in_channels: int = 3, image_size: int = 32
+    *, width: Annotated[float, Range(gt=0)] = 1.0, num_classes: int = 10, in_channels: int = 3, image_size: int = 32
 ) -> MobileNetV2Spec:
     """The CIFAR MobileNetV2 at width multiplier ``width``; hidden = round(in x t), as torchvision."""
     stem = cin = make_divisible(STEM * width)

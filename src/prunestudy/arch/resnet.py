@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out, select_group
+from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out, select_group, stages_by
+from prunestudy.io.options import Range
 
 
 def _stage_blocks(n: int) -> list[tuple[int, int]]:
@@ -77,6 +78,10 @@ class ResNetSpec(ArchSpec):
             for i, m in enumerate(self.mids)
         )
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The blocks of one stage (its first block's conv1 subsamples: every mid runs at one size)."""
+        return stages_by([s for s, _ in _stage_blocks(self.n)])
+
     def with_widths(self, widths: Sequence[int]) -> ResNetSpec:
         return replace(self, mids=tuple(widths))
 
@@ -98,16 +103,16 @@ class ResNetSpec(ArchSpec):
 
 
 def resnet(
-    depth: int,
+    depth: Annotated[int, Range(min=8)],
     *,
-    width: float = 1.0,
+    width: Annotated[float, Range(min=1 / 16)] = 1.0,  # every stage keeps at least one channel
     gates: bool = False,
     num_classes: int = 10,
     in_channels: int = 3,
     image_size: int = 32,
 ) -> ResNetSpec:
     """A CIFAR ResNet of stage widths 16, 32, 64 x ``width``; ``gates`` adds SSS's block factors."""
-    widths = tuple(max(1, int(w * width)) for w in (16, 32, 64))
+    widths = tuple(int(w * width) for w in (16, 32, 64))
     n = (depth - 2) // 6
     mids = tuple(widths[s] for s, _ in _stage_blocks(n))
     return ResNetSpec(depth, mids, widths, num_classes, in_channels, image_size, gates=gates)
@@ -219,6 +224,12 @@ class PreResNetSpec(ArchSpec):
         out.append(select_group("head.select", self.head_select, "head.bn", "head.fc.weight", emptiable=False))
         return tuple(out)
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The groups of one stage's blocks (selection and mids), as Liu's cfg lists them; the head's
+        selection, read by the classifier, is a stage of its own at the final size."""
+        keys = [s for s, _ in _stage_blocks(self.n) for _ in range(1 + self.per_block)]
+        return stages_by([*keys, "head"])
+
     def kept(self, keep: Mapping[str, Sequence[int]]) -> PreResNetSpec:
         spec = ArchSpec.kept(self, keep)
         selects = list(self.selects)
@@ -296,7 +307,12 @@ def _resize(select: tuple[int, ...], width: int, available: int) -> tuple[int, .
 
 
 def preresnet(
-    depth: int, bottleneck: bool, *, num_classes: int = 10, in_channels: int = 3, image_size: int = 32
+    depth: Annotated[int, Range(min=8)],
+    bottleneck: bool,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
 ) -> PreResNetSpec:
     """PreResNet-164 (bottleneck blocks, depth 9n+2) or PreResNet-110 (basic blocks, depth 6n+2)."""
     per = 9 if bottleneck else 6

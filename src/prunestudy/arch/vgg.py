@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group
+from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, stages_by
+from prunestudy.io.options import Range
 
 CFGS: dict[str, tuple[int | str, ...]] = {
     "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512),
@@ -37,6 +38,7 @@ class VGGSpec(ArchSpec):
     bn_gamma: float = 0.5
 
     def __post_init__(self) -> None:
+        _check_cfg(self.cfg)
         cfg = tuple(c if c == "M" else int(c) for c in self.cfg)
         if not cfg or cfg[-1] == "M" or any(c != "M" and c < 1 for c in cfg):
             raise ValueError(f"VGG cfg must be positive widths and 'M', ending in a width; got {self.cfg}")
@@ -66,6 +68,16 @@ class VGGSpec(ArchSpec):
             for p in [f"layers.{j}"]
         )
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The convs between two poolings (each conv keyed by the poolings before it)."""
+        pools, keys = 0, []
+        for c in self.cfg:
+            if c == "M":
+                pools += 1
+            else:
+                keys.append(pools)
+        return stages_by(keys)
+
     def with_widths(self, widths: Sequence[int]) -> VGGSpec:
         it = iter(widths)
         cfg = tuple(c if c == "M" else int(next(it)) for c in self.cfg)
@@ -91,8 +103,8 @@ def vgg(
     name: str | None = None,
     *,
     cfg: Sequence[int | str] | None = None,
-    hidden: int | None = None,
-    width: float = 1.0,
+    hidden: Annotated[int, Range(min=0)] | None = None,
+    width: Annotated[float, Range(gt=0)] = 1.0,
     num_classes: int = 10,
     in_channels: int = 3,
     image_size: int = 32,
@@ -102,7 +114,14 @@ def vgg(
         raise ValueError("give a VGG either a name or a cfg")
     if name is not None and name not in CFGS:
         raise ValueError(f"unknown VGG {name!r}; expected one of {sorted(CFGS)}")
-    base = CFGS[name] if name is not None else tuple(cfg)
+    base = CFGS[name] if name is not None else _check_cfg(tuple(cfg))
     hidden = HIDDEN.get(name, 0) if hidden is None else hidden
     cfg = tuple(c if c == "M" else max(1, int(c * width)) for c in base)
     return VGGSpec(cfg, hidden, num_classes, in_channels, image_size)
+
+
+def _check_cfg(cfg: tuple) -> tuple:
+    """A cfg of whole numbers of channels and 'M' (a width of 16.5 is a typo, never 16)."""
+    if any(c != "M" and (isinstance(c, bool) or not isinstance(c, int | float) or c != int(c)) for c in cfg):
+        raise ValueError(f"a VGG cfg lists whole numbers of channels and 'M'; got {list(cfg)}")
+    return cfg

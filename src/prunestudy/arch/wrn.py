@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out
+from prunestudy.arch.base import ArchSpec, Group, Layer, conv_group, conv_out, stages_by
+from prunestudy.io.options import Range
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class WRNSpec(ArchSpec):
             for p in [f"blocks.{b.index}"]
         )
 
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The blocks of one stage (a stage's first block subsamples, so all its mids run at one size)."""
+        return stages_by([b.stage for b in self.blocks])
+
     def with_widths(self, widths: Sequence[int]) -> WRNSpec:
         return WRNSpec(self.depth, self.widths, tuple(widths), self.num_classes, self.in_channels, self.image_size)
 
@@ -116,13 +121,13 @@ class WRNSpec(ArchSpec):
 
 
 def wrn(
-    depth: int,
-    width: float,
+    depth: Annotated[int, Range(min=10)],
+    width: Annotated[float, Range(min=1 / 16)],
     *,
     num_classes: int = 10,
     in_channels: int = 3,
     image_size: int = 32,
-    bottleneck: float = 1.0,
+    bottleneck: Annotated[float, Range(gt=0, max=1)] = 1.0,
 ) -> WRNSpec:
     """WRN-d-k with k = ``width``; ``bottleneck`` Z sets every mid to int(stage width x Z), block I/O unchanged."""
     widths = (16, int(16 * width), int(32 * width), int(64 * width))

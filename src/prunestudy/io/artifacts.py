@@ -20,7 +20,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-REDO = "delete it and rerun snakemake to rebuild it (snakemake --forcerun <rule> if nothing else changed)"
+REDO = (
+    "run snakemake again: before planning it checks every artefact, moves a damaged one into the study's "
+    ".quarantine/ folder and rebuilds it and everything made from it"
+)
 
 
 class ArtifactError(RuntimeError):
@@ -76,6 +79,30 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ArtifactError(f"{path}: not valid JSON ({err}); {REDO}") from err
+
+
+DIGEST = "digest"  # the key under which a record carries the hash of its own content
+
+
+def seal(record: dict) -> dict:
+    """``record`` with :data:`DIGEST` set to the hash of everything else in it, so that a reader can tell an
+    edited or damaged record from the one its job wrote."""
+    body = {k: v for k, v in record.items() if k != DIGEST}
+    return {**body, DIGEST: config_hash(body)}
+
+
+def write_record(path: str | os.PathLike, record: dict) -> None:
+    """Write a JSON record sealed with its own digest (atomically)."""
+    write_json(path, seal(record))
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """A sealed JSON record, refused (naming the file) when its content no longer matches its digest."""
+    record = read_json(path)
+    if not isinstance(record, dict) or DIGEST not in record:
+        raise ArtifactError(f"{path}: not a sealed prunestudy record (no {DIGEST}); {REDO}")
+    expect(path, "a record whose content matches its digest", record[DIGEST], seal(record)[DIGEST])
+    return record
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -19,10 +19,13 @@ from jsonschema import Draft202012Validator, validators
 
 from prunestudy.arch import ArchSpec, build_spec
 from prunestudy.io.catalog import DATASETS, held_out
+from prunestudy.io.options import OptionError
 from prunestudy.io.paths import target_label
 from prunestudy.methods import method
+from prunestudy.pruning.budgets import most_removable
 
 SCHEMA = files("prunestudy.io") / "config.schema.yaml"
+REFERENCES_SCHEMA = files("prunestudy.io") / "references.schema.yaml"
 
 # keys that once existed, and why they are gone
 RETIRED = {
@@ -125,6 +128,20 @@ def validate(config: dict[str, Any], schema_path: str | Path | None = None) -> d
     return config
 
 
+def load_references(path: str | Path) -> list[dict[str, Any]]:
+    """The published numbers in ``path``, checked against their schema; every error names the file and entry."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot be read as YAML ({err})") from err
+    schema = yaml.safe_load(REFERENCES_SCHEMA.read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(map(str, e.path)))
+    if errors:
+        e = errors[0]
+        raise ConfigError(f"{path}: entry '{_key(e.path)}': {e.message}")
+    return data["references"]
+
+
 def base_spec(model: dict[str, Any], data: dict[str, Any]) -> ArchSpec:
     """The experiment's large network, from its ``model`` options and the dataset's shape."""
     i = DATASETS[data["name"]]
@@ -178,23 +195,19 @@ def _check_semantics(c: dict[str, Any]) -> None:
         _check_experiment(e, f"experiments[{i}]", c)
 
 
-_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
 def _method_params(e: dict[str, Any], at: str) -> Any:
-    """The method's hyper-parameters from ``prune``: known keys, the dataclass's types, its own checks."""
+    """The method's hyper-parameters from ``prune``: known keys, each within the bounds its dataclass declares."""
     cls = method(e["method"]).params
-    known = {f.name: str(f.type) for f in fields(cls)}
-    for key, value in e["prune"].items():
+    known = {f.name for f in fields(cls)}
+    for key in e["prune"]:
         if key not in known:
             raise ConfigError(
                 f"config key '{at}.prune.{key}': not a setting of {e['method']} (those are {sorted(known)})"
             )
-        kinds = _TYPES.get(known[key].split("[")[0], (dict,) if known[key].startswith("dict") else (object,))
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise ConfigError(f"config key '{at}.prune.{key}': {value!r} is not a {known[key]}")
     try:
         return cls(**e["prune"])
+    except OptionError as err:
+        raise ConfigError(f"config key '{at}.prune.{err.key}': {err.message}") from err
     except ValueError as err:
         raise ConfigError(f"config key '{at}.prune': {err}") from err
 
@@ -202,6 +215,8 @@ def _method_params(e: dict[str, Any], at: str) -> Any:
 def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
     try:
         base = base_spec(method(e["method"]).base_options(e["model"]), c["data"])
+    except OptionError as err:
+        raise ConfigError(f"config key '{at}.model.{err.key}': {err.message}") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config key '{at}.model': {err}") from err
     params = _method_params(e, at)
@@ -242,6 +257,14 @@ def _check_trajectory(e: dict[str, Any], at: str, base: ArchSpec) -> None:
         raise ConfigError(
             f"config key '{at}.prune.max_prunes': {prune['max_prunes']} exceeds the {base.prunable_channels} "
             f"prunable channels of {base.spec_id}"
+        )
+    most = most_removable(base, prune["max_prunes"])
+    lowest = 1 - most / base.param_count()
+    if min(e["targets"]) < lowest:
+        raise ConfigError(
+            f"config key '{at}.targets': {min(e['targets'])} is out of reach: {prune['max_prunes']} prunes "
+            f"(prune.max_prunes) take away at most {most} of the {base.param_count()} parameters of "
+            f"{base.spec_id}, leaving at least {lowest:.3f} of them; raise prune.max_prunes or drop the target"
         )
     floor = prune["param_floor"]
     if floor and min(e["targets"]) < floor:

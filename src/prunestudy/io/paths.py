@@ -89,8 +89,16 @@ class StudyPaths:
     def chunk_rows(self, experiment: str = "{experiment}", seed: object = "{seed}", chunk: str = "{chunk}") -> str:
         return f"{self.prune_dir(experiment, seed)}/chunk{chunk}.csv"
 
+    def chunk_record(self, experiment: str = "{experiment}", seed: object = "{seed}", chunk: str = "{chunk}") -> str:
+        """What a pruning chunk wrote (its state, its rows and every step checkpoint), with their hashes."""
+        return f"{self.prune_dir(experiment, seed)}/chunk{chunk}.json"
+
     def trajectory(self, **wc: object) -> str:
         return f"{self.prune_dir(**wc)}/trajectory.csv"
+
+    def trajectory_record(self, **wc: object) -> str:
+        """The trajectory's record: which experiment and seed, and the hash of ``trajectory.csv``."""
+        return f"{self.prune_dir(**wc)}/trajectory.json"
 
     def arch_dir(self, experiment: str = "{experiment}", seed: object = "{seed}", target: str = "{target}") -> str:
         return f"{self._exp(experiment)}/arch/seed{seed}/target{target}"
@@ -165,6 +173,11 @@ class StudyPaths:
     def study_figure(self, figure: str = "{figure}", ext: str = "png") -> str:
         """A figure of the whole study (the verdicts' operating characteristics)."""
         return f"{self.root}/figures/{figure}.{ext}"
+
+    @staticmethod
+    def beside(record: str, name: str) -> str:
+        """A file a job writes next to its record (``model.pt`` beside ``metrics.json``)."""
+        return f"{record.rsplit('/', 1)[0]}/{name}"
 
     def log(self, stage: str, *parts: str) -> str:
         return "/".join([self.root, "logs", stage, *parts]) + ".log"

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prunestudy.arch import ArchSpec
-from prunestudy.io.artifacts import expect, file_digest, read_json, versions, write_json
+from prunestudy.io.artifacts import expect, file_digest, read_record, versions, write_record
 from prunestudy.pruning.arms import ARMS
 
 
@@ -35,6 +35,7 @@ class RunRecord:
     device: str
     identity: dict[str, Any]  # the slot this run fills: experiment, arm, seed, slot (target or member label)
     outputs: dict[str, str]  # content hash of each file the job wrote beside this record
+    output_stats: dict[str, list[int]]  # (size, mtime_ns) of each of them when written: the audit's fast path
     inputs: dict[str, str]  # content hash of each input artefact it was made from, by role
     runtime: dict[str, Any]  # what shaped the arithmetic: device name, driver, CUDA/cuDNN, threads, bf16, compile
     config_hash: str
@@ -59,7 +60,8 @@ class RunRecord:
         return cls(spec=spec.to_dict(), spec_id=spec.spec_id, params=params, flops=flops, macs=flops // 2, **kw)
 
     def write(self, path: str | os.PathLike) -> None:
-        write_json(path, asdict(self))
+        """The record, sealed with the digest of its own content (:func:`prunestudy.io.artifacts.seal`)."""
+        write_record(path, asdict(self))
 
 
 def identity(experiment: str, arm: str, seed: int, slot: str | None) -> dict[str, Any]:
@@ -67,19 +69,30 @@ def identity(experiment: str, arm: str, seed: int, slot: str | None) -> dict[str
     return {"experiment": experiment, "arm": arm, "seed": seed, "slot": slot}
 
 
-def outputs_beside(
-    record_path: str | os.PathLike, names: tuple[str, ...] = ("model.pt", "spec.json", "mask.pt")
-) -> dict:
-    """Content hashes of the artefacts a job wrote next to its metrics.json (those that exist)."""
+BESIDE = ("model.pt", "spec.json", "mask.pt")  # what a job may write next to its metrics.json
+
+
+def outputs_beside(record_path: str | os.PathLike, names: tuple[str, ...] = BESIDE) -> dict[str, Any]:
+    """The ``outputs`` and ``output_stats`` of a record: content hash and (size, mtime_ns) of each artefact
+    the job wrote next to its metrics.json (those that exist)."""
     from pathlib import Path
 
+    from prunestudy.io.integrity import output_stats
+
     folder = Path(record_path).parent
-    return {n: file_digest(folder / n) for n in names if (folder / n).exists()}
+    present = [n for n in names if (folder / n).exists()]
+    return {"outputs": {n: file_digest(folder / n) for n in present}, "output_stats": output_stats(folder, present)}
+
+
+def write_job_record(path: str | os.PathLike, identity: dict[str, Any], outputs: list[str], **extra: Any) -> None:
+    """The record of a job that trains no network (a pruning chunk, a trajectory): what it is, and the hash and
+    (size, mtime_ns) of each file it wrote (``outputs``, relative to the record's folder), sealed."""
+    write_record(path, {"identity": identity, **outputs_beside(path, tuple(outputs)), "versions": versions(), **extra})
 
 
 def check_record(path: str | os.PathLike, expected: dict[str, Any]) -> dict:
-    """The metrics.json at ``path``, refused unless it is the run ``expected`` names."""
-    record = read_json(path)
+    """The metrics.json at ``path``, refused unless it is intact and the run ``expected`` names."""
+    record = read_record(path)
     expect(path, "the run", expected, record.get("identity"))
     return record
 

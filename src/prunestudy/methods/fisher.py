@@ -8,7 +8,7 @@ For the masked activation ``a`` of a group's tap (after BN+ReLU) and ``g = dL/da
 Deltas are summed over the fine-tuning minibatches since the last prune and divided by their count.
 Because g carries 1/N, Delta is the per-example form times 1/N^2 only when examples do not interact,
 i.e. with BN in eval mode; in train mode BN couples the examples of a batch, and this is the batch
-quantity that the pytorch-prunes hook computes (STUDY.md section 2). The product is formed in fp32
+quantity that the pytorch-prunes hook computes. The product is formed in fp32
 whatever the autocast dtype.
 """
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from prunestudy.arch import ArchSpec
+from prunestudy.io.options import Range, Settings
 from prunestudy.methods.base import Method, TrainHooks
 from prunestudy.training.recipe import Recipe
 
@@ -28,18 +29,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class FisherParams:
-    """The method's config: the prune-and-tune loop (STUDY.md section 3B)."""
+class FisherParams(Settings):
+    """The method's config: the prune-and-tune loop (Crowley et al.'s recipe, docs/deviations.md), each
+    setting with the bounds outside which a run would be degenerate."""
 
-    every: int = 100
-    max_prunes: int = 1300
-    param_floor: float = 0.0
-    chunk: int = 100
-    lr: float = 8e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    flops_weight: float = 0.0
+    every: Annotated[int, Range(min=1)] = 100  # fine-tuning minibatches between two prunes
+    max_prunes: Annotated[int, Range(min=1)] = 1300
+    param_floor: Annotated[float, Range(min=0, lt=1)] = 0.0
+    chunk: Annotated[int, Range(min=1)] = 100  # prunes per job
+    lr: Annotated[float, Range(gt=0)] = 8e-4
+    momentum: Annotated[float, Range(min=0, max=1)] = 0.9
+    weight_decay: Annotated[float, Range(min=0)] = 5e-4
+    batch_size: Annotated[int, Range(min=2)] = 128  # BN needs two examples
+    flops_weight: Annotated[float, Range(min=0)] = 0.0
 
     @property
     def recipe(self) -> Recipe:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
+from prunestudy.io.options import Range, Settings
 from prunestudy.methods.base import Method, Pruning, TrainHooks
 
 if TYPE_CHECKING:
@@ -30,12 +31,8 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SlimmingParams:
-    sparsity: float = 1e-4  # s: 1e-4 for VGG-19, 1e-5 for PreResNet-164 and DenseNet-40 (Liu et al.)
-
-    def __post_init__(self) -> None:
-        if self.sparsity < 0:
-            raise ValueError(f"sparsity must be >= 0, got {self.sparsity}")
+class SlimmingParams(Settings):
+    sparsity: Annotated[float, Range(min=0)] = 1e-4  # s: 1e-4 for VGG-19, 1e-5 for PreResNet-164, DenseNet-40
 
 
 def scales(state: Mapping[str, torch.Tensor], spec: ArchSpec) -> dict[str, torch.Tensor]:

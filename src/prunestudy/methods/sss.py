@@ -1,17 +1,21 @@
 """Sparse Structure Selection (Huang & Wang, ECCV 2018), written from the paper and the MXNet code.
 
 A CIFAR ResNet gets one factor per residual branch, out = ReLU(shortcut + lambda_b x branch), with no
-weight decay. The factors are trained by an accelerated proximal gradient step (APG-NAG, as in
-TuSimple's ``core/optimizer.py``) in place of SGD, with the run's learning rate and momentum:
+weight decay (the reference's ``wd_mult=0``). The factors are trained by an accelerated proximal
+gradient step (APG-NAG, as in TuSimple's ``core/optimizer.py``) in place of SGD, with the run's
+learning rate and momentum:
 
     z = soft_threshold(lambda - lr * g, lr * gamma);  v = z - lambda + mu * v;  lambda = max(0, z + mu * v)
 
-Everything else trains with SGD as usual. A factor that reaches zero stays at zero (its block is
-pruned; the reference lets it revive when its gradient outgrows gamma, which would make the pruned
-architecture depend on when training stops). After training, the blocks whose factor is zero are
+Everything else trains with SGD as usual. The update is the reference's, step for step: the clip to
+zero comes after the momentum step and touches the factor only, never its velocity, and nothing is
+frozen. A factor at zero is therefore not absorbing: it revives as soon as its gradient outgrows
+gamma (from rest, g < -gamma), or when a positive velocity carries it back, so the pruned
+architecture is what the factors are when training stops. Then the blocks whose factor is zero are
 removed, and the others' factors are folded into their last BN (its scale and shift times lambda):
 the pruned network is a plain ResNet of fewer blocks per stage, whatever Scratch-E/B retrain. The
-target is the sparsity weight gamma; the factors are recorded.
+target is the sparsity weight gamma; the factors are recorded. Where this project still differs
+from the reference: docs/deviations.md.
 """
 
 from __future__ import annotations
@@ -36,16 +40,19 @@ class SSSParams:
 
 
 def apg_step(lam: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, lr: float, mu: float, gamma: float) -> None:
-    """One APG-NAG update of the factors ``lam`` and their momentum ``v``, in place; zeros stay zero."""
+    """One APG-NAG update of the factors ``lam`` and their momentum ``v``, in place, as the reference.
+
+    The order matters and is TuSimple's: decay the momentum, take the proximal (soft-threshold) step
+    ``z``, set ``v = z - lam + mu * v``, move to ``z + mu * v`` and only then clip the factor at zero.
+    ``v`` is neither clipped nor reset, so a factor clipped to zero keeps the velocity that may bring
+    it back, and a factor at zero revives when its proximal step leaves it positive.
+    """
     import torch
 
-    dead = lam == 0
     z = lam - lr * grad
     z = torch.sign(z) * torch.clamp(z.abs() - lr * gamma, min=0.0)
     v.mul_(mu).add_(z - lam)
     lam.copy_(torch.clamp(z + mu * v, min=0.0))
-    lam[dead] = 0.0
-    v[dead | (lam == 0)] = 0.0
 
 
 class SSS(Method):
@@ -70,7 +77,9 @@ class SSS(Method):
         gates = [p for n, p in model.named_parameters() if n.endswith(".gate")]
         grads: list[torch.Tensor] = []
 
-        def take_gradients() -> None:  # the factors are APG's, not SGD's: hide them from the SGD step
+        def take_gradients() -> None:
+            # the factors are APG's, not SGD's: with no gradient, the SGD step skips them, so neither
+            # its momentum nor its weight decay touches them (the reference's wd_mult=0)
             grads[:] = [p.grad.detach().clone() for p in gates]
             for p in gates:
                 p.grad = None

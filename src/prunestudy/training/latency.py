@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from prunestudy.arch import ArchSpec, spec_from_dict
-from prunestudy.io.artifacts import read_json
+from prunestudy.io.artifacts import read_record
 from prunestudy.training.runtime import Runtime
 
 COLUMNS = ("spec_id", "latency_ms", "latency_batch", "device", "threads")
@@ -57,7 +57,7 @@ def latency_table(metrics: Iterable[str | Path], rt: Runtime, settings: dict) ->
     """One row per distinct spec among the ``metrics`` files, in first-seen order."""
     specs: dict[str, ArchSpec] = {}
     for path in metrics:
-        record = read_json(path)
+        record = read_record(path)
         specs.setdefault(record["spec_id"], spec_from_dict(record["spec"]))
     rows = []
     for spec_id, spec in specs.items():

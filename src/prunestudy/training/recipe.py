@@ -32,9 +32,9 @@ class Recipe:
         return d
 
     def stretched(self, epochs: int) -> Recipe:
-        """The same schedule over ``epochs``: milestones scale by the same factor (Scratch-B)."""
-        f = epochs / self.epochs
-        return replace(self, epochs=epochs, milestones=tuple(int(m * f) for m in self.milestones))
+        """The same schedule over ``epochs``: each milestone m becomes int(m x epochs / self.epochs), in whole
+        numbers (Liu's int(0.5 E_B) and int(0.75 E_B) for milestones at 80 and 120 of 160)."""
+        return replace(self, epochs=epochs, milestones=tuple(m * epochs // self.epochs for m in self.milestones))
 
     def lr_at(self, epoch: int) -> float:
         if self.schedule == "constant":
