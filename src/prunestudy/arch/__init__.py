@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 from prunestudy.arch.base import ArchSpec, Group, Layer, Slice
 from prunestudy.arch.densenet import DenseNetSpec, densenet
+from prunestudy.arch.imagenet_resnet import ImageNetResNetSpec, imagenet_resnet
+from prunestudy.arch.imagenet_vgg import ImageNetVGGSpec, imagenet_vgg
 from prunestudy.arch.mobilenetv2 import MobileNetV2Spec, mobilenetv2
 from prunestudy.arch.resnet import PreResNetSpec, ResNetSpec, preresnet, resnet
 from prunestudy.arch.vgg import VGGSpec, vgg
@@ -34,6 +36,8 @@ FAMILIES: dict[str, Family] = {
     "preresnet": Family(PreResNetSpec, preresnet, "resnet:PreResNet"),
     "densenet": Family(DenseNetSpec, densenet, "densenet:DenseNet"),
     "mobilenetv2": Family(MobileNetV2Spec, mobilenetv2, "mobilenetv2:MobileNetV2"),
+    "imagenet_resnet": Family(ImageNetResNetSpec, imagenet_resnet, "imagenet_resnet:ImageNetResNet"),
+    "imagenet_vgg": Family(ImageNetVGGSpec, imagenet_vgg, "imagenet_vgg:ImageNetVGG"),
 }
 
 __all__ = [
@@ -46,6 +50,8 @@ __all__ = [
     "build_module",
     "build_spec",
     "densenet",
+    "imagenet_resnet",
+    "imagenet_vgg",
     "mobilenetv2",
     "preresnet",
     "resnet",
