@@ -11,7 +11,8 @@ import torch
 
 from benchmarks.common import cifar_like, random_batch, report, timed
 from prunestudy.arch import wrn
-from prunestudy.methods.fisher import FisherCapture
+from prunestudy.methods.capture import ActivationCapture
+from prunestudy.methods.fisher import Fisher
 from prunestudy.training.data import Augment
 from prunestudy.training.loop import make_optimizer, train_step
 from prunestudy.training.recipe import Recipe
@@ -34,7 +35,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     aug = Augment(pad=4, flip=True)
 
-    def step(capture: FisherCapture | None = None):
+    def step(capture: ActivationCapture | None = None):
         train_step(model, opt, data, rt, random_batch(data, args.batch, aug, gen, rt.device), aug)
         if capture:
             capture.step()
@@ -44,7 +45,7 @@ def main() -> None:
     results = {}
     for _round in range(2):  # interleave, to spread drift of the machine over both
         results.setdefault("plain", []).append(timed(step, args.steps))
-        capture = FisherCapture(model, spec)
+        capture = Fisher.watch(model, spec)
         results.setdefault("capture", []).append(timed(lambda c=capture: step(c), args.steps))
         capture.close()
     plain, capt = min(results["plain"]), min(results["capture"])

@@ -25,7 +25,8 @@ import torch
 from benchmarks.bench_removal import masked_trajectory
 from benchmarks.common import cifar_like
 from prunestudy.arch import wrn
-from prunestudy.methods.fisher import Fisher, FisherParams, choose_channel
+from prunestudy.methods.fisher import Fisher, FisherParams
+from prunestudy.methods.selectors import one_at_a_time as choose_channel
 from prunestudy.pruning.trajectory import PruneState, run_chunk
 from prunestudy.training.data import Augment, draw_batches, epoch_batches
 from prunestudy.training.latency import latency_samples
@@ -112,7 +113,7 @@ def argmin_agreement(spec, data, rt: Runtime, batch: int, trials: int) -> float:
                 loss.backward()
                 capture.step()
             capture.close()
-            picks.append(choose_channel(capture.saliency(), spec)[:2])
+            picks.append(choose_channel(capture.scores(), spec)[:2])
         same += picks[0] == picks[1]
     return same / trials
 
@@ -130,6 +131,7 @@ def prune_steps(spec, data, rt: Runtime, steps: int, every: int, batch: int) -> 
             cfg,
             AUG,
             replace(rt, compile=False),
+            method=Fisher,
             seed=1,
             base=spec,
             end_step=steps,

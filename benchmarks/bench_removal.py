@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.common import cifar_like, report
 from prunestudy.arch import wrn
-from prunestudy.methods.fisher import FisherCapture, FisherParams
+from prunestudy.methods.fisher import Fisher, FisherParams
 from prunestudy.pruning.surgery import materialise
 from prunestudy.pruning.trajectory import PruneState, _step_batches, run_chunk
 from prunestudy.training import data as data_mod
@@ -41,13 +41,13 @@ def masked_trajectory(
     opt = make_optimizer(model, cfg.recipe)
     t0 = time.perf_counter()
     for step in range(prunes):
-        capture = FisherCapture(model, spec)
+        capture = Fisher.watch(model, spec)
         gen = torch.Generator().manual_seed(derive_seed(seed, "prune", step))
         for batch in draw_batches(_step_batches(len(data.train), cfg.every, cfg.batch_size, gen), aug, gen, rt.device):
             train_step(model, opt, data, rt, batch, aug)
             capture.step()
         capture.close()
-        sal = capture.saliency()
+        sal = capture.scores()
         scores = {i: sal[i] + 1e6 * (1 - masks[i]) for i in masks if masks[i].any()}  # reference: +1e6 if pruned
         i = min(scores, key=lambda k: float(scores[k].min()))
         masks[i][int(scores[i].argmin())] = 0
@@ -83,6 +83,7 @@ def main() -> None:
             cfg,
             Augment(),
             rt,
+            method=Fisher,
             seed=1,
             base=spec,
             end_step=args.prunes,

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunestudy.methods.fisher import FisherCapture, choose_channel
+from prunestudy.methods.fisher import Fisher
+from prunestudy.methods.selectors import one_at_a_time as choose_channel
 from tests.conftest import tiny_spec
 
 
@@ -37,13 +38,13 @@ def test_accumulated_saliency_matches_brute_force():
     spec = tiny_spec(mids=(3, 0, 4))
     model = spec.build().double().eval()
     batches = [(torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (5,))) for _ in range(3)]
-    capture = FisherCapture(model, spec)
+    capture = Fisher.watch(model, spec)
     for x, y in batches:
         model.zero_grad()
         F.cross_entropy(model(x), y).backward()
         capture.step()
     capture.close()
-    got = capture.saliency()
+    got = capture.scores()
     want = _brute_force(model, batches)
     assert set(got) == {"blocks.0", "blocks.2"}
     for j in want:
@@ -75,11 +76,11 @@ def test_capture_raises_no_warnings():
     model = tiny_spec().build()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        capture = FisherCapture(model, tiny_spec())
+        capture = Fisher.watch(model, tiny_spec())
         F.cross_entropy(model(torch.randn(4, 1, 8, 8)), torch.tensor([0, 1, 2, 3])).backward()
         capture.step()
         capture.close()
-    assert set(capture.saliency()) == {"blocks.0", "blocks.1", "blocks.2"}
+    assert set(capture.scores()) == {"blocks.0", "blocks.1", "blocks.2"}
 
 
 def test_fisher_settings_give_the_tuning_recipe_and_the_chunks():
@@ -95,16 +96,16 @@ def test_fisher_settings_give_the_tuning_recipe_and_the_chunks():
 def test_saliency_is_the_mean_over_steps_and_a_closed_capture_stops_counting():
     spec = tiny_spec()
     model = spec.build()
-    capture = FisherCapture(model, spec)
+    capture = Fisher.watch(model, spec)
     with pytest.raises(RuntimeError, match="no fine-tuning step"):
-        capture.saliency()
+        capture.scores()
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
     F.cross_entropy(model(x), y).backward()
     capture.step()
-    once = {k: v.clone() for k, v in capture.saliency().items()}
+    once = {k: v.clone() for k, v in capture.scores().items()}
     F.cross_entropy(model(x), y).backward()  # the same batch again: the same Delta, summed
     capture.step()
-    assert all(torch.allclose(capture.saliency()[k], once[k]) for k in once)
+    assert all(torch.allclose(capture.scores()[k], once[k]) for k in once)
     assert all(torch.allclose(capture.sums[k], 2 * once[k]) for k in once)
     with torch.no_grad():
         model(x)  # no gradient flows: nothing is captured
@@ -114,8 +115,6 @@ def test_saliency_is_the_mean_over_steps_and_a_closed_capture_stops_counting():
 
 
 def test_choose_channel_returns_the_score_and_ties_go_to_the_first_group():
-    from prunestudy.methods.fisher import Fisher, FisherParams
-
     spec = tiny_spec(mids=(3, 3, 3))
     sal = {f"blocks.{b}": torch.tensor([0.3, 0.2, 0.4]) for b in range(3)}
     assert choose_channel(sal, spec) == (0, 1, pytest.approx(0.2))
@@ -126,9 +125,11 @@ def test_choose_channel_returns_the_score_and_ties_go_to_the_first_group():
     group, channel, score = choose_channel({"blocks.2": sal["blocks.2"]}, spec, beta, base)
     assert (group, channel) == (2, 1) and score == pytest.approx(0.2 - beta * saved)
 
-    class Captured:
-        def saliency(self):
-            return sal
 
-    removal, score = Fisher.select(Captured(), spec, FisherParams(), spec.flops())
-    assert removal == {"blocks.0": [1]} and score == pytest.approx(0.2)
+def test_a_plain_layer_never_offers_its_last_channel():
+    from prunestudy.arch import vgg
+
+    spec = vgg(cfg=(4, "M", 1, 3), in_channels=1, image_size=8)  # the middle conv is down to one channel
+    sal = {g.name: torch.tensor([0.5] * g.width) for g in spec.groups()}
+    sal["layers.1"] = torch.tensor([0.0])  # the lowest score of all, but the layer cannot be emptied
+    assert choose_channel(sal, spec)[0] != 1

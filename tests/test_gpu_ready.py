@@ -17,7 +17,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from prunestudy.arch import build_spec, wrn
 from prunestudy.methods import method
-from prunestudy.methods.fisher import Fisher, choose_channel
+from prunestudy.methods.fisher import Fisher
+from prunestudy.methods.selectors import one_at_a_time as choose_channel
 from prunestudy.pruning import masks
 from prunestudy.training import data as data_mod
 from prunestudy.training import gpus
@@ -122,7 +123,7 @@ def _saliency(spec, model, x, y, rt):
         loss.backward()
         capture.step()
     capture.close()
-    return capture.saliency()
+    return capture.scores()
 
 
 def test_saliency_under_bf16_autocast_is_fp32_and_ranks_as_fp32(digits):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prunestudy.arch import preresnet, resnet, vgg, wrn
-from prunestudy.methods.l1norm import L1Norm, L1Params
+from prunestudy.methods.l1norm import L1Norm, L1Params, prune_widths
 from prunestudy.methods.magnitude import Magnitude, MagnitudeParams
 from prunestudy.methods.slimming import Slimming, SlimmingParams, scales
 from prunestudy.pruning import masks
@@ -144,7 +144,7 @@ def test_l1_settings_keep_the_given_widths_and_skip_blocks():
     p = prune_once(_state(spec), spec, L1Norm, "A", L1Params({"A": {"ratios": [0.5, 0.5, 0.5], "skip": [0, 3]}}))
     assert p.spec.mids == (8, 4, 8, 16, 16, 16)  # blocks 0 and 3 skipped, the rest halved
     with pytest.raises(ValueError, match="cannot keep 0"):
-        L1Norm.prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
+        prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
 
 
 def test_l1_settings_are_checked_and_ties_keep_the_earlier_filter():
@@ -159,14 +159,14 @@ def test_l1_settings_are_checked_and_ties_keep_the_earlier_filter():
     L1Params({"A": {"ratios": [0.0, 0.0, 0.9]}})  # 0 is allowed: the stage stays whole
     spec = resnet(8, width=0.5, in_channels=1, image_size=8)
     with pytest.raises(ValueError, match="give one ratio per stage"):
-        L1Norm.prune_widths(spec, {"ratios": [0.5, 0.5]})
+        prune_widths(spec, {"ratios": [0.5, 0.5]})
     with pytest.raises(ValueError, match="defined for CIFAR ResNets"):
-        L1Norm.prune_widths(VGG, {"ratios": [0.5, 0.5, 0.5]})
+        prune_widths(VGG, {"ratios": [0.5, 0.5, 0.5]})
     with pytest.raises(ValueError, match="4 widths for the 5 groups"):
-        L1Norm.prune_widths(VGG, {"widths": [8, 8, 16, 16]})
+        prune_widths(VGG, {"widths": [8, 8, 16, 16]})
     with pytest.raises(ValueError, match="cannot keep 9 of its 8"):
-        L1Norm.prune_widths(VGG, {"widths": [9, 8, 16, 16, 24]})
-    assert L1Norm.prune_widths(spec, {"ratios": [0.5, 0.25, 0.75]}) == [4, 12, 8]  # int(8 x .5), int(16 x .75), ...
+        prune_widths(VGG, {"widths": [9, 8, 16, 16, 24]})
+    assert prune_widths(spec, {"ratios": [0.5, 0.25, 0.75]}) == [4, 12, 8]  # int(8 x .5), int(16 x .75), ...
     state = _state(spec)
     state["blocks.0.conv1.weight"] = torch.ones_like(state["blocks.0.conv1.weight"])  # every filter tied
     with pytest.raises(ValueError, match="no L1 setting 'B'; settings are \\['A'\\]"):
@@ -395,15 +395,15 @@ def test_sss_settings_by_value():
 
 def test_l1_per_stage_ratios_are_refused_for_a_preresnet_though_it_has_stages():
     with pytest.raises(ValueError, match=r"^per-stage ratios are defined for CIFAR ResNets \(family resnet\); give"):
-        L1Norm.prune_widths(preresnet(20, False, in_channels=1, image_size=8), {"ratios": [0.5, 0.5, 0.5]})
+        prune_widths(preresnet(20, False, in_channels=1, image_size=8), {"ratios": [0.5, 0.5, 0.5]})
 
 
 def test_l1_widths_may_empty_a_residual_branch_but_not_a_plain_layer():
     spec = resnet(8, width=0.5, in_channels=1, image_size=8)
-    assert L1Norm.prune_widths(spec, {"widths": [0, 1, 32]}) == [0, 1, 32]  # a branch emptied, one kept, all kept
-    assert L1Norm.prune_widths(VGG, {"widths": [1, 1, 1, 1, 1]}) == [1, 1, 1, 1, 1]
+    assert prune_widths(spec, {"widths": [0, 1, 32]}) == [0, 1, 32]  # a branch emptied, one kept, all kept
+    assert prune_widths(VGG, {"widths": [1, 1, 1, 1, 1]}) == [1, 1, 1, 1, 1]
     with pytest.raises(ValueError, match=r"group layers\.0 cannot keep 0 of its 8 channels"):
-        L1Norm.prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
+        prune_widths(VGG, {"widths": [0, 8, 16, 16, 24]})
 
 
 def test_l1_refuses_a_group_that_is_not_a_conv_s_outputs():

@@ -10,7 +10,7 @@ import torch
 
 from prunestudy.arch import spec_from_json
 from prunestudy.io.artifacts import load_checkpoint, save_checkpoint
-from prunestudy.methods.fisher import FisherParams
+from prunestudy.methods.fisher import Fisher, FisherParams
 from prunestudy.pruning.surgery import materialise
 from prunestudy.pruning.trajectory import PruneState, run_chunk
 from prunestudy.training.data import Augment
@@ -35,6 +35,7 @@ def test_trajectory_checkpoints_reproduce_recorded_errors(digits, tmp_path):
         CFG,
         Augment(),
         rt,
+        method=Fisher,
         seed=1,
         base=spec,
         end_step=9,
@@ -64,6 +65,7 @@ def test_chunked_run_equals_one_long_run(digits, tmp_path):
         CFG,
         Augment(),
         rt,
+        method=Fisher,
         seed=2,
         base=spec,
         end_step=6,
@@ -76,6 +78,7 @@ def test_chunked_run_equals_one_long_run(digits, tmp_path):
         CFG,
         Augment(),
         rt,
+        method=Fisher,
         seed=2,
         base=spec,
         end_step=3,
@@ -100,6 +103,7 @@ def test_chunked_run_equals_one_long_run(digits, tmp_path):
         CFG,
         Augment(),
         rt,
+        method=Fisher,
         seed=2,
         base=spec,
         end_step=6,
@@ -121,6 +125,7 @@ def test_resume_takes_weights_from_the_step_checkpoint_and_ignores_a_mismatched_
             CFG,
             Augment(),
             rt,
+            method=Fisher,
             seed=3,
             base=spec,
             end_step=end_step,
@@ -145,6 +150,8 @@ def test_resume_takes_weights_from_the_step_checkpoint_and_ignores_a_mismatched_
 def _chunk_args(cfg, work, base_model, chunk):
     return [
         "prune-chunk",
+        "--method",
+        "fisher",
         "--seed",
         "1",
         "--chunk",
@@ -226,6 +233,7 @@ def test_parameter_floor_stops_the_trajectory(digits, tmp_path):
         cfg,
         Augment(),
         Runtime.pick("cpu"),
+        method=Fisher,
         seed=1,
         base=spec,
         end_step=9,
@@ -248,7 +256,7 @@ def test_a_prune_step_keeps_weights_and_momentum_channels_last(digits):
     model = rt.prepare(materialise(spec, state.weights))
     cfg = FisherParams(every=2, max_prunes=3, chunk=3, lr=0.01, batch_size=32)
     for _ in range(2):
-        state, model, _, _ = prune_step(state, model, digits, cfg, Augment(), rt, 1, spec.flops())
+        state, model, _, _ = prune_step(state, model, digits, cfg, Augment(), rt, 1, spec.flops(), Fisher)
     for name, p in model.named_parameters():
         if p.dim() == 4 and min(p.shape[1:]) > 1:
             assert p.is_contiguous(memory_format=torch.channels_last), name

@@ -260,7 +260,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     from prunestudy.io.paths import train_resume
     from prunestudy.methods import method
     from prunestudy.pruning import masks
-    from prunestudy.pruning.oneshot import load_weights, prune_once
+    from prunestudy.pruning.oneshot import calibration_batches, load_weights, prune_once
     from prunestudy.training.loop import derive_seed, fit
     from prunestudy.training.recipe import Recipe
     from prunestudy.training.runtime import Runtime
@@ -273,7 +273,11 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     base = spec_from_json(ckpt["spec"])
     expected = base_spec(m.base_options(args.model), args.data)
     _check_base(args.base_model, base, ckpt["state"], ckpt.get("identity", {}), expected, args.base_identity)
-    pruned = prune_once(ckpt["state"], base, m, target, params)
+    data = _load_data(args.data, rt)
+    calibration = (
+        calibration_batches(data, m.calibration, derive_seed(args.seed, "calibration")) if m.calibration else ()
+    )
+    pruned = prune_once(ckpt["state"], base, m, target, params, calibration)
     logging.info(
         "%s to %s: %s, %d -> %d params, %d -> %d FLOPs; %s",
         args.method,
@@ -300,7 +304,7 @@ def cmd_oneshot(args: argparse.Namespace) -> None:
     resume = train_resume(out)
     result = fit(
         pruned.spec,
-        _load_data(args.data, rt),
+        data,
         recipe,
         _augment(args.data),
         seed=run_seed,
@@ -372,12 +376,13 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
     from prunestudy.io.artifacts import file_digest
     from prunestudy.io.paths import chunk_resume, steps_dir
     from prunestudy.io.records import write_job_record
-    from prunestudy.methods.fisher import FisherParams
+    from prunestudy.methods import method
     from prunestudy.pruning.trajectory import ROW_FIELDS, PruneState, run_chunk
     from prunestudy.training.runtime import Runtime
 
     rt = Runtime.pick(args.device, args.jobs_per_gpu)
-    cfg = FisherParams(**args.prune)
+    m = method(args.method)
+    cfg = m.params(**args.prune)
     start, end = cfg.chunk_range(args.chunk)
     work = Path(args.out_state).parent
     state = PruneState.load(args.input)
@@ -399,6 +404,7 @@ def cmd_prune_chunk(args: argparse.Namespace) -> None:
             cfg,
             _augment(args.data),
             rt,
+            method=m,
             seed=args.seed,
             base=_base_spec(args),
             end_step=end,
@@ -710,8 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_oneshot)
 
-    p = sub.add_parser("prune-chunk", help="run one chunk of the Fisher prune-and-tune trajectory")
+    p = sub.add_parser("prune-chunk", help="run one chunk of an iterative method's prune-and-tune trajectory")
     _common(p)
+    p.add_argument("--method", required=True, help="the iterative method (fisher, taylor, ...)")
     p.add_argument("--prune", type=_json, required=True)
     p.add_argument("--chunk", type=int, required=True)
     p.add_argument("--input", required=True, help="the base model.pt or the previous chunk's state")

@@ -195,7 +195,7 @@ rule figures:
     log:
         P.log("figures", "{experiment}"),
     wildcard_constraints:
-        experiment=ITERATIVE,
+        experiment=ITERATIVE_EXPERIMENTS,
     conda:
         "../envs/prunestudy.yaml"
     params:
@@ -225,7 +225,7 @@ rule figures_oneshot:
     log:
         P.log("figures", "{experiment}"),
     wildcard_constraints:
-        experiment=experiments_where(lambda e: method(e["method"]).kind == "oneshot"),
+        experiment="|".join(ONESHOT_NAMES) or "(?!)",
     conda:
         "../envs/prunestudy.yaml"
     params:

@@ -21,6 +21,7 @@ from prunestudy.io.config import (
 )
 from prunestudy.io import integrity
 from prunestudy.methods import method
+from prunestudy.methods.base import ITERATIVE, MASK, ONESHOT, SPEC
 from prunestudy.io.records import identity
 from prunestudy.io.stages import LOGIC_VERSIONS as LOGIC
 from prunestudy.analysis.verdicts import HOLM_FAMILY, RESOLUTION_NOTE, VERDICT_RULE
@@ -94,10 +95,8 @@ def experiments_where(test):
     return "|".join(names) if names else "(?!)"
 
 
-ITERATIVE_NAMES = [
-    n for n, e in EXPERIMENTS.items() if method(e["method"]).kind == "iterative"
-]
-ITERATIVE = "|".join(ITERATIVE_NAMES) if ITERATIVE_NAMES else "(?!)"
+ITERATIVE_NAMES = [n for n in EXPERIMENTS if kind(n) == ITERATIVE]
+ITERATIVE_EXPERIMENTS = "|".join(ITERATIVE_NAMES) if ITERATIVE_NAMES else "(?!)"
 
 
 def rule_name(experiment):
@@ -105,10 +104,14 @@ def rule_name(experiment):
     return "".join(ch if ch.isalnum() else "_" for ch in experiment)
 
 
-STRUCTURED = experiments_where(
-    lambda e: method(e["method"]).kind == "oneshot" and e["method"] != "magnitude"
-)
-UNSTRUCTURED = experiments_where(lambda e: e["method"] == "magnitude")
+def produces(experiment):
+    """What the experiment's method hands the scratch arms: a pruned spec, or a mask beside the same one."""
+    return method(EXPERIMENTS[experiment]["method"]).produces
+
+
+ONESHOT_NAMES = [n for n in EXPERIMENTS if kind(n) == ONESHOT]
+STRUCTURED = "|".join(n for n in ONESHOT_NAMES if produces(n) == SPEC) or "(?!)"
+UNSTRUCTURED = "|".join(n for n in ONESHOT_NAMES if produces(n) == MASK) or "(?!)"
 LONG = experiments_where(lambda e: e["long_base"])
 
 
@@ -222,7 +225,7 @@ def long_sources(wc):
 
 def pruned_arch_path(experiment, seed, target):
     """What Scratch-E/B retrain: the pruned spec, or the mask beside it for unstructured pruning."""
-    masked = EXPERIMENTS[experiment]["method"] == "magnitude"
+    masked = produces(experiment) == MASK
     return (P.arch_mask if masked else P.arch_spec)(
         experiment=experiment, seed=seed, target=target
     )
@@ -278,9 +281,9 @@ def beside(experiment, arm):
     """What the job of a run writes next to its metrics.json."""
     if arm not in arms.TUNED:
         return ("model.pt",)
-    if kind(experiment) == "iterative":
+    if kind(experiment) == ITERATIVE:
         return ("spec.json",)
-    masked = EXPERIMENTS[experiment]["method"] == "magnitude"
+    masked = produces(experiment) == MASK
     return ("spec.json", "model.pt", *(("mask.pt",) if masked else ()))
 
 
@@ -289,7 +292,7 @@ def vouchers():
     out = {}
     for e in EXPERIMENTS:
         out.update({path: ident for path, ident in run_slots(e)})
-        for s in SEEDS if kind(e) == "iterative" else ():
+        for s in SEEDS if kind(e) == ITERATIVE else ():
             for c in chunks(e):
                 ident = {"experiment": e, "seed": s, "chunk": int(c)}
                 out[P.chunk_record(experiment=e, seed=s, chunk=c)] = ident
@@ -309,7 +312,7 @@ def artefacts():
         for path, ident in run_slots(e):
             folder = os.path.dirname(path)
             out += [path, *(f"{folder}/{n}" for n in beside(e, ident["arm"]))]
-        for s in SEEDS if kind(e) == "iterative" else ():
+        for s in SEEDS if kind(e) == ITERATIVE else ():
             for c in chunks(e):
                 out += [
                     f(experiment=e, seed=s, chunk=c)

@@ -8,7 +8,7 @@ rule prune_chunk:
     log:
         P.log("prune", "{experiment}", "seed{seed}", "chunk{chunk}"),
     wildcard_constraints:
-        experiment=ITERATIVE,
+        experiment=ITERATIVE_EXPERIMENTS,
     conda:
         "../envs/prunestudy.yaml"
     threads: config["threads"]
@@ -20,12 +20,13 @@ rule prune_chunk:
         data=slice_json("data"),
         model=exp_json("model"),
         prune=exp_json("prune"),
+        method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         device=config["device"],
         threads=config["threads"],
         chunk=lambda wc: int(wc.chunk),
         base=lambda wc: canonical(base_identity(wc)),
     shell:
-        "prunestudy prune-chunk --experiment {wildcards.experiment} --seed {wildcards.seed} "
+        "prunestudy prune-chunk --experiment {wildcards.experiment} --method {params.method} --seed {wildcards.seed} "
         "--chunk {params.chunk} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
         "--device {params.device} --threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} "
         "--input {input:q} --base-identity {params.base:q} --out-state {output.state:q} --out-rows {output.rows:q} "

@@ -22,6 +22,7 @@ from prunestudy.io.catalog import DATASETS, held_out
 from prunestudy.io.options import OptionError
 from prunestudy.io.paths import target_label
 from prunestudy.methods import method
+from prunestudy.methods.base import ITERATIVE, MASK, ONESHOT
 from prunestudy.pruning.budgets import most_removable
 
 SCHEMA = files("prunestudy.io") / "config.schema.yaml"
@@ -223,29 +224,23 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
     e["prune"] = asdict(params)
     _check_unique(e["targets"], f"{at}.targets")
     m = method(e["method"])
-    names = [t for t in e["targets"] if isinstance(t, str)]
-    if m.name == "l1":
-        unknown = [t for t in e["targets"] if t not in params.settings]
-        if unknown:
-            raise ConfigError(f"config key '{at}.targets': {unknown} name no setting in prune.settings")
-        for t in e["targets"]:
-            try:
-                m.prune_widths(base, params.settings[t])
-            except ValueError as err:
-                raise ConfigError(f"config key '{at}.prune.settings.{t}': {err}") from err
-    elif names:
-        raise ConfigError(f"config key '{at}.targets': {names} are not fractions ({m.name} prunes to fractions)")
-    if m.kind == "iterative":
+    try:
+        m.check(params, base, e["targets"])
+    except OptionError as err:
+        raise ConfigError(f"config key '{at}.{err.key}': {err.message}") from err
+    except ValueError as err:
+        raise ConfigError(f"config key '{at}.targets': {err}") from err
+    if m.kind == ITERATIVE:
         _check_trajectory(e, at, base)
-    if e["long_base"] and (m.kind != "oneshot" or len({base_name(e, t, c["data"]) for t in e["targets"]}) > 1):
+    if e["long_base"] and (m.kind != ONESHOT or len({base_name(e, t, c["data"]) for t in e["targets"]}) > 1):
         raise ConfigError(
             f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
-            f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != 'oneshot' else ', per target'})"
+            f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != ONESHOT else ', per target'})"
         )
-    if e["guided"] and m.name == "magnitude":
+    if e["guided"] and m.produces == MASK:
         raise ConfigError(
             f"config key '{at}.guided': guided architectures average the widths of pruned runs; "
-            "magnitude pruning keeps every width (it prunes weights), so there is nothing to average"
+            f"{m.name} pruning keeps every width (it prunes weights), so there is nothing to average"
         )
     _check_milestones(e["finetune"], f"{at}.finetune")
     _check_families(e, at, c)

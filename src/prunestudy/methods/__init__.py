@@ -8,8 +8,9 @@ from prunestudy.methods.l1norm import L1Norm
 from prunestudy.methods.magnitude import Magnitude
 from prunestudy.methods.slimming import Slimming
 from prunestudy.methods.sss import SSS
+from prunestudy.methods.taylor import Taylor
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Fisher, Slimming, L1Norm, Magnitude, SSS)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Fisher, Taylor, Slimming, L1Norm, Magnitude, SSS)}
 
 __all__ = ["METHODS", "Method", "TrainHooks", "method"]
 

@@ -1,4 +1,4 @@
-"""L1-norm filter pruning (Li et al. 2017), with Liu et al.'s CIFAR settings (STUDY.md section 7).
+"""L1-norm filter pruning (Li et al. 2017), with Liu et al.'s CIFAR settings (docs/deviations.md).
 
 Per layer, filters are ranked by the sum of absolute weights (not the signed sum, Crowley et al.'s
 baseline bug) and the top ``int(width * (1 - ratio))`` are kept; ties keep the earlier filter. A
@@ -11,11 +11,13 @@ as 1, so a block's first conv is id 2b+2: ResNet-56 A skips conv ids 16, 20, 38,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from prunestudy.methods.base import Method, Pruning
+from prunestudy.io.options import OptionError
+from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning
+from prunestudy.methods.selectors import per_layer
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +56,13 @@ def target_widths(spec: ArchSpec, setting: Mapping[str, list]) -> list[int]:
     return [g.width if i in skip else int(g.width * (1 - ratios[i // n])) for i, g in enumerate(groups)]
 
 
+def prune_widths(spec: ArchSpec, setting: Mapping[str, list]) -> list[int]:
+    """The widths a setting keeps, checked against the spec."""
+    widths = target_widths(spec, setting)
+    check_widths(spec, widths)
+    return widths
+
+
 def check_widths(spec: ArchSpec, widths: list[int]) -> None:
     for g, w in zip(spec.groups(), widths, strict=True):
         if not (0 if g.emptiable else 1) <= w <= g.width:
@@ -68,30 +77,34 @@ def filter_norms(state: Mapping[str, torch.Tensor], group_producer: str) -> torc
 
 class L1Norm(Method):
     name: ClassVar[str] = "l1"
-    kind: ClassVar[str] = "oneshot"
+    kind: ClassVar[str] = ONESHOT
     params: ClassVar[type] = L1Params
+    targets: ClassVar[str] = SETTING
+
+    @classmethod
+    def check(cls, params: L1Params, spec: ArchSpec, targets: Sequence[Any]) -> None:
+        """Each target names a setting, and each setting's widths fit the large network."""
+        super().check(params, spec, targets)
+        unknown = [t for t in targets if t not in params.settings]
+        if unknown:
+            raise ValueError(f"targets {unknown} name no setting in prune.settings")
+        for t in targets:
+            try:
+                prune_widths(spec, params.settings[t])
+            except ValueError as err:
+                raise OptionError(f"prune.settings.{t}", str(err)) from err
 
     @staticmethod
-    def prune_widths(spec: ArchSpec, setting: Mapping[str, list]) -> list[int]:
-        """The widths a setting keeps, checked against the spec (config validation calls this)."""
-        widths = target_widths(spec, setting)
-        check_widths(spec, widths)
-        return widths
-
-    @staticmethod
-    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: str, params: L1Params) -> Pruning:
-        import torch
-
+    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: str, params: L1Params, **_) -> Pruning:
         if target not in params.settings:
             raise ValueError(f"no L1 setting {target!r}; settings are {sorted(params.settings)}")
-        removals = {}
-        for g, keep in zip(spec.groups(), L1Norm.prune_widths(spec, params.settings[target]), strict=True):
-            if keep == g.width:
+        widths = prune_widths(spec, params.settings[target])
+        keep, norms = {}, {}
+        for g, k in zip(spec.groups(), widths, strict=True):
+            if k == g.width:
                 continue
             producer = g.slices[0]
             if producer.dim != 0:
                 raise ValueError(f"group {g.name} is not a conv's outputs; L1 ranks filters")
-            norms = filter_norms(state, producer.tensor)
-            kept = torch.sort(torch.sort(-norms, stable=True).indices[:keep]).values
-            removals[g.name] = sorted(set(range(g.width)) - set(kept.tolist()))
-        return Pruning(removals=removals, record={"setting": target, **params.settings[target]})
+            keep[g.name], norms[g.name] = k, filter_norms(state, producer.tensor)
+        return Pruning(removals=per_layer(norms, keep), record={"setting": target, **params.settings[target]})

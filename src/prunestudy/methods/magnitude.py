@@ -1,5 +1,5 @@
 """Unstructured magnitude pruning, "Deep Compression" without quantisation (Han et al. 2015), as Liu et
-al. run it on CIFAR (STUDY.md section 7): one global threshold over |w| of every conv weight (the
+al. run it on CIFAR (docs/deviations.md): one global threshold over |w| of every conv weight (the
 stem and shortcut convs included; no linear layer, no BN).
 
 Exactly ``int(total * target)`` weights with the smallest |w| are pruned, ties going to the earlier
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from prunestudy.methods.base import Method, Pruning
+from prunestudy.methods.base import MASK, ONESHOT, Method, Pruning
+from prunestudy.methods.selectors import smallest
 
 if TYPE_CHECKING:
     import torch
@@ -28,23 +29,25 @@ class MagnitudeParams:
 
 class Magnitude(Method):
     name: ClassVar[str] = "magnitude"
-    kind: ClassVar[str] = "oneshot"
+    kind: ClassVar[str] = ONESHOT
+    produces: ClassVar[str] = MASK
     params: ClassVar[type] = MagnitudeParams
 
     @staticmethod
-    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: MagnitudeParams) -> Pruning:
+    def prune(
+        state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: MagnitudeParams, **_
+    ) -> Pruning:
         import torch
 
         names = [n for n, t in state.items() if n.endswith(".weight") and t.dim() == 4]  # conv weights
-        flat = torch.cat([state[n].detach().abs().float().cpu().flatten() for n in names])
-        k = int(len(flat) * target)
-        order = torch.sort(flat, stable=True).indices  # ties: the earlier weight goes first
-        pruned = torch.zeros(len(flat), dtype=torch.bool)
-        pruned[order[:k]] = True
-        mask, start = {}, 0
-        for n in names:
-            size = state[n].numel()
-            mask[n] = ~pruned[start : start + size].view(state[n].shape)
-            start += size
-        threshold = float(flat[order[k - 1]]) if k else 0.0
-        return Pruning(mask=mask, record={"weights": len(flat), "pruned": k, "threshold": threshold})
+        weights = [state[n].detach().abs() for n in names]
+        k = int(sum(w.numel() for w in weights) * target)
+        picked = smallest(weights, k)
+        pruned = {n: torch.zeros(state[n].numel(), dtype=torch.bool) for n in names}
+        for owner, position in picked:
+            pruned[names[owner]][position] = True
+        mask = {n: ~pruned[n].view(state[n].shape) for n in names}
+        threshold = float(weights[picked[-1][0]].flatten()[picked[-1][1]]) if picked else 0.0
+        return Pruning(
+            mask=mask, record={"weights": sum(w.numel() for w in weights), "pruned": k, "threshold": threshold}
+        )

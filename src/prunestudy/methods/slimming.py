@@ -1,4 +1,4 @@
-"""Network Slimming (Liu et al. 2017), as Liu et al. 2019 run it on CIFAR (STUDY.md section 7).
+"""Network Slimming (Liu et al. 2017), as Liu et al. 2019 run it on CIFAR (docs/deviations.md).
 
 Sparsity training adds ``s * sign(gamma)`` to the gradient of every prunable BN scale after
 ``backward`` (the loss is unchanged). Pruning pools |gamma| over every group that a BN scales (a
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from prunestudy.io.options import Range, Settings
-from prunestudy.methods.base import Method, Pruning, TrainHooks
+from prunestudy.methods.base import ONESHOT, Method, Pruning, TrainHooks
+from prunestudy.methods.selectors import global_threshold
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +49,7 @@ def scales(state: Mapping[str, torch.Tensor], spec: ArchSpec) -> dict[str, torch
 
 class Slimming(Method):
     name: ClassVar[str] = "slimming"
-    kind: ClassVar[str] = "oneshot"
+    kind: ClassVar[str] = ONESHOT
     params: ClassVar[type] = SlimmingParams
 
     @staticmethod
@@ -73,42 +74,10 @@ class Slimming(Method):
         return TrainHooks(after_backward=[subgradient])
 
     @staticmethod
-    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: SlimmingParams) -> Pruning:
-        import torch
-
-        by_group = scales(state, spec)
-        names = list(by_group)
-        values = torch.cat([by_group[n] for n in names])
-        owner = torch.cat([torch.full((len(by_group[n]),), i) for i, n in enumerate(names)])
-        position = torch.cat([torch.arange(len(by_group[n])) for n in names])
-        k = int(len(values) * target)
-        # stable sort: equal |gamma| keep the groups' order, then the positions' order
-        order = torch.sort(values, stable=True).indices[:k]
-        threshold = float(values[order[-1]]) if k else 0.0
-        removals: dict[str, list[int]] = {}
-        for i in order.tolist():
-            removals.setdefault(names[int(owner[i])], []).append(int(position[i]))
-        groups = {g.name: g for g in spec.groups()}
-        emptied, kept_one = [], []
-        for name, chans in removals.items():
-            g = groups[name]
-            if len(chans) == g.width:
-                if g.emptiable:
-                    emptied.append(name)
-                else:
-                    keep = int(torch.argmax(by_group[name]))
-                    chans.remove(keep)
-                    kept_one.append(name)
-            chans.sort()
-        removed = sum(len(c) for c in removals.values())
-        record = {
-            "channels": len(values),
-            "requested": k,
-            "removed": removed,
-            "threshold": threshold,
-            "emptied": emptied,
-            "kept_one": kept_one,
-            "rule": "an emptiable group (residual branch, DenseNet layer) is emptied and becomes its shortcut; "
-            "a plain layer keeps its channel of largest |gamma|",
-        }
-        return Pruning(removals={n: c for n, c in removals.items() if c}, record=record)
+    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: SlimmingParams, **_) -> Pruning:
+        removals, record = global_threshold(scales(state, spec), target, spec)
+        record["rule"] = (
+            "an emptiable group (residual branch, DenseNet layer) is emptied and becomes its shortcut; "
+            "a plain layer keeps its channel of largest |gamma|"
+        )
+        return Pruning(removals=removals, record=record)

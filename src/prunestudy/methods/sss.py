@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from prunestudy.methods.base import Method, Pruning, TrainHooks
+from prunestudy.methods.base import ONESHOT, Method, Pruning, TrainHooks
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +57,7 @@ def apg_step(lam: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, lr: float, 
 
 class SSS(Method):
     name: ClassVar[str] = "sss"
-    kind: ClassVar[str] = "oneshot"
+    kind: ClassVar[str] = ONESHOT
     params: ClassVar[type] = SSSParams
 
     @staticmethod
@@ -94,7 +94,7 @@ class SSS(Method):
         return TrainHooks(after_backward=[take_gradients], after_step=[proximal_step])
 
     @staticmethod
-    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: SSSParams) -> Pruning:
+    def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: float, params: SSSParams, **_) -> Pruning:
         factors = {g.name: float(state[f"{g.name}.gate"]) for g in spec.groups() if f"{g.name}.gate" in state}
         removals = {g.name: list(range(g.width)) for g in spec.groups() if factors.get(g.name, 1.0) == 0.0}
         per_stage = [

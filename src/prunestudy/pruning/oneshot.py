@@ -8,7 +8,7 @@ spec (or the same mask, with weights re-drawn) from scratch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from prunestudy.arch import ArchSpec
 from prunestudy.methods.base import Method
 from prunestudy.pruning import masks
 from prunestudy.pruning.surgery import remove_channels
+from prunestudy.training.data import Dataset
 
 
 @dataclass
@@ -38,17 +39,47 @@ class PrunedNet:
 
 
 def prune_once(
-    state: Mapping[str, torch.Tensor], spec: ArchSpec, method: type[Method], target: Any, params: Any
+    state: Mapping[str, torch.Tensor],
+    spec: ArchSpec,
+    method: type[Method],
+    target: Any,
+    params: Any,
+    calibration: Iterable[torch.Tensor] = (),
 ) -> PrunedNet:
-    """Apply ``method`` once: physical removal for a structured method, a mask for an unstructured one."""
-    p = method.prune(state, spec, target, params)
+    """Apply ``method`` once: physical removal for a structured method, a mask for an unstructured one.
+
+    A method that reads activations (``method.calibration`` > 0) gets the large network, in eval mode, and
+    ``calibration`` (batches of normalised training images); tensors it refits (``Pruning.edits``)
+    replace the pruned network's after the removal.
+    """
+    model = None
+    if method.calibration:
+        from prunestudy.pruning.surgery import materialise
+
+        model = materialise(spec, state).eval()
+    p = method.prune(state, spec, target, params, model=model, calibration=calibration)
     if p.mask is not None:
         pruned = {n: t.clone() for n, t in state.items()}
         for n, m in p.mask.items():
             pruned[n].mul_(m.to(pruned[n].dtype))
         return PrunedNet(spec, pruned, p.mask, p.record)
     new_spec, new_state = method.after_surgery(*remove_channels(spec, state, p.removals))
+    for name, tensor in p.edits.items():
+        if new_state[name].shape != tensor.shape:
+            raise ValueError(
+                f"{method.name} refitted {name} as {tuple(tensor.shape)}, not {tuple(new_state[name].shape)}"
+            )
+        new_state[name] = tensor.to(new_state[name].dtype)
     return PrunedNet(new_spec, new_state, None, {**p.record, "removed": {n: len(c) for n, c in p.removals.items()}})
+
+
+def calibration_batches(data: Dataset, images: int, seed: int, batch_size: int = 100) -> list[torch.Tensor]:
+    """``images`` training images drawn without replacement by ``seed``, normalised, in batches on the CPU
+    (where the large network is materialised for a method that reads its activations)."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.train), generator=gen)[:images]
+    x = data.train.x[idx.to(data.train.x.device)].cpu()
+    return list(data.normalize(x).split(batch_size))
 
 
 def load_weights(state: Mapping[str, torch.Tensor]) -> Callable[[nn.Module], None]:

@@ -1,7 +1,7 @@
-"""The iterative prune-and-tune trajectory (Fisher pruning), run in resumable chunks.
+"""The iterative prune-and-tune trajectory of any iterative method (Fisher, Taylor), run in resumable chunks.
 
-Each step fine-tunes ``every`` minibatches at a constant learning rate while Fisher saliency
-accumulates, removes the globally least salient channel physically (weights, BN and momentum),
+Each step fine-tunes ``every`` minibatches at a constant learning rate while the method's capture
+accumulates its scores, removes the globally lowest-scoring channel physically (weights, BN and momentum),
 evaluates the smaller network on the val and test splits, and leaves a checkpoint and a row.
 The minibatches of step t come from a generator seeded by (seed, t), so a chunk resumed after a
 kill replays exactly what an uninterrupted chunk would have done.
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 from prunestudy.arch import ArchSpec, spec_from_json
 from prunestudy.io.artifacts import ArtifactError, load_checkpoint, load_resume, save_checkpoint
 from prunestudy.io.paths import step_checkpoint
-from prunestudy.methods.fisher import Fisher, FisherParams
+from prunestudy.methods.base import IterativeParams, Method
+from prunestudy.methods.selectors import one_at_a_time
 from prunestudy.pruning.surgery import load_momentum, materialise, momentum_by_name, remove_channels
 from prunestudy.training.data import Augment, Dataset, draw_batches
 from prunestudy.training.loop import check_finite, derive_seed, evaluate, make_optimizer, train_step
@@ -126,18 +127,19 @@ def prune_step(
     state: PruneState,
     model: nn.Module,
     data: Dataset,
-    cfg: FisherParams,
+    cfg: IterativeParams,
     aug: Augment,
     rt: Runtime,
     seed: int,
     base_flops: int,
+    method: type[Method],
 ) -> tuple[PruneState, nn.Module, float, tuple[int, int, float]]:
     """Fine-tune ``model`` (the network of ``state``) for ``cfg.every`` minibatches with saliency capture,
     then remove one channel; returns the new state and the smaller network, built from the new spec."""
     model.train()
     opt = make_optimizer(model, cfg.recipe)
     load_momentum(model, opt, state.momentum)
-    capture = Fisher.watch(model, state.spec)
+    capture = method.watch(model, state.spec)
     gen = torch.Generator().manual_seed(derive_seed(seed, "prune", state.step))
     loss_sum = torch.zeros((), device=rt.device)
     for batch in draw_batches(_step_batches(len(data.train), cfg.every, cfg.batch_size, gen), aug, gen, rt.device):
@@ -145,9 +147,8 @@ def prune_step(
     capture.close()
     train_loss = loss_sum.item() / cfg.every
     check_finite(train_loss, f"while fine-tuning before prune {state.step + 1}")
-    removal, score = Fisher.select(capture, state.spec, cfg, base_flops)
-    ((name, (channel,)),) = removal.items()
-    group = [g.name for g in state.spec.groups()].index(name)
+    group, channel, score = one_at_a_time(capture.scores(), state.spec, cfg.flops_weight, base_flops)
+    removal = {state.spec.groups()[group].name: [channel]}
     spec, weights = remove_channels(state.spec, {k: v.detach() for k, v in model.state_dict().items()}, removal)
     _, momentum = remove_channels(state.spec, momentum_by_name(model, opt), removal)
     smaller = rt.prepare(materialise(spec, weights, rt.device))
@@ -158,10 +159,11 @@ def prune_step(
 def run_chunk(
     state: PruneState,
     data: Dataset,
-    cfg: FisherParams,
+    cfg: IterativeParams,
     aug: Augment,
     rt: Runtime,
     *,
+    method: type[Method],
     seed: int,
     base: ArchSpec,
     end_step: int,
@@ -193,7 +195,7 @@ def run_chunk(
     while state.step < end_step and not state.stopped:
         t0 = time.perf_counter()
         state, model, train_loss, (group, channel, score) = prune_step(
-            state, model, data, cfg, aug, rt, seed, base_flops
+            state, model, data, cfg, aug, rt, seed, base_flops, method
         )
         val_error = evaluate(model, data, data.val, rt)
         test_error = evaluate(model, data, data.test, rt)
