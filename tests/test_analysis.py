@@ -117,8 +117,8 @@ def test_the_claims_latex_table_keeps_the_verdict_and_formats_the_effect():
 
 
 def test_a_guided_run_checks_every_pruned_spec_against_the_record_written_beside_it(tmp_path):
-    from prunestudy.cli import _check_sources
     from prunestudy.io.artifacts import ArtifactError, file_digest, write_record
+    from prunestudy.jobs.train import check_sources as _check_sources
 
     specs, records, expected = [], [], []
     for seed in (1, 2):

@@ -92,7 +92,7 @@ def test_only_a_run_that_executes_jobs_moves_files(argv, audits, repairs):
 
 def test_a_job_refuses_a_large_network_trained_otherwise(tmp_path):
     """The plainly trained network where the Slimming-trained one (same spec id, same seed) belongs."""
-    from prunestudy.cli import _check_base
+    from prunestudy.jobs.common import check_base as _check_base
 
     plain = {"experiment": "resnet8-abc", "arm": "base", "seed": 1, "slot": None}
     record = _run(tmp_path / "plain", plain)

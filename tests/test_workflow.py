@@ -93,7 +93,7 @@ def test_default_run_produces_every_artefact(default_run):
     for x in cfg["experiments"]:  # each experiment's claims table is its rows of the study's, Holm included
         mine = pd.read_csv(work / P.table(experiment=x["name"], table="claims"))
         pd.testing.assert_frame_equal(mine, study[study["experiment"] == x["name"]].reset_index(drop=True))
-    for fig in paths.figures("iterative"):
+    for fig in paths.figures(iterative=True):
         png, pdf = (work / P.figure(experiment=e, figure=fig, ext=ext) for ext in ("png", "pdf"))
         assert png.stat().st_size > 5000 and pdf.exists()
 
@@ -120,8 +120,8 @@ def test_the_report_renders_every_claims_table_and_figure_in_chromium(default_ru
     for e in cfg["experiments"]:
         mine = [i for i in shown if i["section"] == paths.report_section(e["name"])]
         figures = {i["name"]: i["width"] for i in mine if i["name"].endswith(".png")}
-        kind = "iterative" if e["method"] == "fisher" else "oneshot"
-        assert set(figures) == {f"{f}.png" for f in paths.figures(kind)} and min(figures.values()) > 300
+        iterative = e["method"] == "fisher"
+        assert set(figures) == {f"{f}.png" for f in paths.figures(iterative)} and min(figures.values()) > 300
         claims = next(i for i in mine if i["name"] == "claims.html")
         assert claims["subsection"] == paths.REPORT_SECTIONS["claims"] == min(i["subsection"] for i in mine)
         assert claims["rows"] == len(pd.read_csv(work / P.table(experiment=e["name"], table="claims")))
@@ -171,7 +171,7 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
             assert row["epochs"] == min(int(epochs_e * ratio), 2 * epochs_e), (e, key)
         for table in paths.TABLES:
             assert (work / P.table(experiment=e, table=table)).stat().st_size > 0
-        for fig in paths.figures("oneshot"):
+        for fig in paths.figures(iterative=False):
             assert (work / P.figure(experiment=e, figure=fig)).stat().st_size > 5000
         if exp["method"] == "magnitude":
             for seed in cfg["seeds"]:

@@ -6,12 +6,11 @@ rule latency:
     log:
         P.log("latency", "{experiment}"),
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     # alone on its device: on CPU it takes every core; on a GPU it claims every slot of one device
     threads: ALL_CORES
     resources:
-        gpu=GPU,
-        jobs_per_gpu=JOBS_PER_GPU,
+        **GPU_JOB,
     params:
         logic=LOGIC["latency"],
         latency=slice_json("latency"),
@@ -38,7 +37,7 @@ rule collect:
     log:
         P.log("collect", "{experiment}"),
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         expect=run_expect,
@@ -71,7 +70,7 @@ rule compare:
     log:
         P.log("compare", "{experiment}"),
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         analysis=slice_json("analysis"),
@@ -115,7 +114,7 @@ rule claims:
     log:
         P.log("claims", "study"),
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         analysis=slice_json("analysis"),
@@ -162,7 +161,7 @@ rule calibrate:
     log:
         P.log("calibrate", "study"),
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         analysis=slice_json("analysis"),
@@ -181,7 +180,7 @@ rule figures:
             P.trajectory(experiment=wc.experiment, seed=s) for s in SEEDS
         ],
     output:
-        [P.figure(figure=f, ext="pdf") for f in paths.figures("iterative")],
+        [P.figure(figure=f, ext="pdf") for f in paths.figures(iterative=True)],
         [
             report(
                 P.figure(figure=f),
@@ -190,14 +189,14 @@ rule figures:
                 subcategory=paths.REPORT_SECTIONS["figures"],
                 labels={"figure": f},
             )
-            for f in paths.figures("iterative")
+            for f in paths.figures(iterative=True)
         ],
     log:
         P.log("figures", "{experiment}"),
     wildcard_constraints:
         experiment=ITERATIVE_EXPERIMENTS,
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         seeds=" ".join(map(str, SEEDS)),
@@ -211,7 +210,7 @@ rule figures_oneshot:
     input:
         runs=P.runs(),
     output:
-        [P.figure(figure=f, ext="pdf") for f in paths.figures("oneshot")],
+        [P.figure(figure=f, ext="pdf") for f in paths.figures(iterative=False)],
         [
             report(
                 P.figure(figure=f),
@@ -220,14 +219,14 @@ rule figures_oneshot:
                 subcategory=paths.REPORT_SECTIONS["figures"],
                 labels={"figure": f},
             )
-            for f in paths.figures("oneshot")
+            for f in paths.figures(iterative=False)
         ],
     log:
         P.log("figures", "{experiment}"),
     wildcard_constraints:
         experiment="|".join(ONESHOT_NAMES) or "(?!)",
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     params:
         logic=LOGIC["analysis"],
         out=subpath(output[0], parent=True),

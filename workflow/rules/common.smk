@@ -15,7 +15,7 @@ from prunestudy.io.catalog import missing_files
 from prunestudy.io.config import (
     ConfigError,
     apply_overrides,
-    base_name,
+    large_networks,
     load_references,
     validate,
 )
@@ -126,17 +126,7 @@ def long_where(constraint):
 
 
 # the large networks: one per (model, regulariser), shared by experiments that train it the same way
-BASES, BASE_OF = {}, {}
-for _e in config["experiments"]:
-    for _t in _e["targets"]:
-        _name = base_name(_e, _t, config["data"])
-        _m = method(_e["method"])
-        _reg = _m.regulariser(_m.params(**_e["prune"]), _t)
-        BASES[_name] = {
-            "model": _m.base_options(_e["model"]),
-            "regulariser": {"method": _m.name, **_reg} if _reg else {},
-        }
-        BASE_OF[_e["name"], label(_t)] = _name
+BASES, BASE_OF = large_networks(config)
 
 
 wildcard_constraints:
@@ -147,6 +137,55 @@ wildcard_constraints:
     target=r"[A-Za-z0-9._-]+",
     regime="|".join(arms.SCRATCH),
     guide="|".join(arms.GUIDE),
+
+
+# --- The template every job rule shares -----------------------------------------------------------
+ENV = "../envs/prunestudy.yaml"
+# how many jobs share a GPU is scheduling, not results: a resource (no rerun), never a param
+GPU_JOB = {"gpu": GPU, "jobs_per_gpu": JOBS_PER_GPU}
+# the options of a job that computes: where, with how many threads, and its run's context
+CONTEXT = "--experiment {params.experiment} --seed {wildcards.seed} --data {params.data:q} --model {params.model:q}"
+RUN = (
+    CONTEXT
+    + " --device {params.device} --threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} "
+    "--compile {params.compile}"
+)
+
+
+def run_params(stage, model=None, experiment=None):
+    """The params of a job that computes: its stage's logic version, the data slice, the runtime settings,
+    and the experiment and model options (of the job's experiment unless given)."""
+    return {
+        "logic": LOGIC[stage],
+        "data": slice_json("data"),
+        "threads": config["threads"],
+        "compile": COMPILE,
+        "device": config["device"],
+        "experiment": experiment or (lambda wc: wc.experiment),
+        "model": model or exp_json("model"),
+    }
+
+
+def flags(**options):
+    """Command-line options from keyword values, shell-quoted (dicts and lists of identities as JSON, lists of
+    paths spread); None and empty values are left out. Every rule builds its per-arm options with it.
+    """
+    import shlex
+
+    out = []
+    for key, value in options.items():
+        if value is None or value == {} or value == []:
+            continue
+        if isinstance(value, dict) or (
+            isinstance(value, list) and value and isinstance(value[0], dict)
+        ):
+            value = canonical(value)
+        values = value if isinstance(value, list) else [value]
+        out.append(
+            f"--{key.replace('_', '-')} "
+            + " ".join(shlex.quote(str(v)) for v in values)
+        )
+    return " ".join(out)
 
 
 def slice_json(key):
@@ -193,9 +232,9 @@ def targets(experiment):
     return [label(t) for t in EXPERIMENTS[experiment]["targets"]]
 
 
-def members(experiment, kind):
+def members(experiment, arm):
     fam = EXPERIMENTS[experiment]["families"]
-    values = fam["scaled"]["targets"] if kind == arms.SCALED else fam[kind]
+    values = fam["scaled"]["targets"] if arm == arms.SCALED else fam[arm]
     return [label(v) for v in values]
 
 
@@ -270,10 +309,10 @@ def run_slots(experiment):
             for t in targets(e):
                 path = P.guide_metrics(experiment=e, guide=guide, target=t, seed=s)
                 out.append((path, identity(e, guide, s, t)))
-        for kind_ in arms.FAMILY_ARMS:
-            for m in members(e, kind_):
-                path = P.family_metrics(experiment=e, kind=kind_, member=m, seed=s)
-                out.append((path, identity(e, kind_, s, m)))
+        for arm in arms.FAMILY_ARMS:
+            for m in members(e, arm):
+                path = P.family_metrics(experiment=e, arm=arm, member=m, seed=s)
+                out.append((path, identity(e, arm, s, m)))
     return out
 
 
@@ -360,14 +399,8 @@ def guide_sources(wc):
 
 
 def source_expect(experiment, seed, target):
-    return canonical(
-        {
-            "experiment": experiment,
-            "arm": arms.PRUNED,
-            "seed": int(seed),
-            "slot": target,
-        }
-    )
+    """The run a retrained architecture comes from: the pruned network of that seed and target."""
+    return identity(experiment, arms.PRUNED, int(seed), target)
 
 
 def all_targets():
@@ -377,7 +410,8 @@ def all_targets():
     for e in EXPERIMENTS:
         out += [P.runs(experiment=e), P.runs_html(experiment=e)]
         out += [P.table(experiment=e, table=t) for t in paths.TABLES]
-        out += [P.figure(experiment=e, figure=f) for f in paths.figures(kind(e))]
+        figures = paths.figures(iterative=kind(e) == ITERATIVE)
+        out += [P.figure(experiment=e, figure=f) for f in figures]
     return out
 
 

@@ -1,3 +1,6 @@
+# Pruning, for both kinds of method: an iterative method's chained chunks and the trajectory that samples
+# every target; a one-shot method's single prune of the large network (or of the long-trained one, the
+# blog's control) and its fine-tuning.
 rule prune_chunk:
     input:
         chunk_input,
@@ -10,27 +13,22 @@ rule prune_chunk:
     wildcard_constraints:
         experiment=ITERATIVE_EXPERIMENTS,
     conda:
-        "../envs/prunestudy.yaml"
+        ENV
     threads: config["threads"]
     resources:
-        gpu=GPU,
-        jobs_per_gpu=JOBS_PER_GPU,
+        **GPU_JOB,
     params:
-        logic=LOGIC["prune"],
-        data=slice_json("data"),
-        model=exp_json("model"),
-        prune=exp_json("prune"),
+        **run_params("prune"),
         method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
-        device=config["device"],
-        threads=config["threads"],
+        prune=exp_json("prune"),
         chunk=lambda wc: int(wc.chunk),
         base=lambda wc: canonical(base_identity(wc)),
     shell:
-        "prunestudy prune-chunk --experiment {wildcards.experiment} --method {params.method} --seed {wildcards.seed} "
-        "--chunk {params.chunk} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-        "--device {params.device} --threads {params.threads} --jobs-per-gpu {resources.jobs_per_gpu} "
-        "--input {input:q} --base-identity {params.base:q} --out-state {output.state:q} --out-rows {output.rows:q} "
-        "--out-record {output.record:q} > {log} 2>&1"
+        "prunestudy prune-chunk "
+        + RUN
+        + " --method {params.method} --prune {params.prune:q} "
+        "--chunk {params.chunk} --input {input:q} --base-identity {params.base:q} --out-state {output.state:q} "
+        "--out-rows {output.rows:q} --out-record {output.record:q} > {log} 2>&1"
 
 
 # One job per (iterative experiment, seed) joins its chunk tables and samples every target: the targets
@@ -52,17 +50,97 @@ for _exp in ITERATIVE_NAMES:
         log:
             P.log("trajectory", _exp, "seed{seed}"),
         conda:
-            "../envs/prunestudy.yaml"
+            ENV
         params:
-            logic=LOGIC["extract"],
-            data=slice_json("data"),
-            model=canonical(EXPERIMENTS[_exp]["model"]),
+            **run_params(
+                "extract", experiment=_exp, model=canonical(EXPERIMENTS[_exp]["model"])
+            ),
             prune=canonical(EXPERIMENTS[_exp]["prune"]),
-            experiment=_exp,
-            budgets=" ".join(targets(_exp)),
+            targets=" ".join(targets(_exp)),
             dirs=lambda wc, output: " ".join(os.path.dirname(f) for f in output.specs),
         shell:
-            "prunestudy trajectory {input:q} --out {output.trajectory:q} --out-record {output.record:q} "
-            "--experiment {params.experiment} "
-            "--seed {wildcards.seed} --data {params.data:q} --model {params.model:q} --prune {params.prune:q} "
-            "--budgets {params.budgets} --arch-dirs {params.dirs} > {log} 2>&1"
+            "prunestudy trajectory {input:q} "
+            + CONTEXT
+            + " --out {output.trajectory:q} "
+            "--out-record {output.record:q} --prune {params.prune:q} --targets {params.targets} "
+            "--arch-dirs {params.dirs} > {log} 2>&1"
+
+
+ONESHOT_CMD = (
+    "prunestudy oneshot "
+    + RUN
+    + " --target {wildcards.target} --method {params.method} "
+    "--prune {params.prune:q} --finetune {params.finetune:q} --base-model {input:q} "
+    "--base-identity {params.base:q} --arm {params.arm} --out {params.out:q} > {log} 2>&1"
+)
+
+
+rule oneshot:
+    input:
+        base_model,
+    output:
+        spec=P.arch_spec(),
+        metrics=P.arch_metrics(),
+        model=P.beside(P.arch_metrics(), "model.pt"),
+    log:
+        P.log("oneshot", "{experiment}", "seed{seed}", "target{target}"),
+    wildcard_constraints:
+        experiment=STRUCTURED,
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        **GPU_JOB,
+    params:
+        **run_params("prune"),
+        method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
+        prune=exp_json("prune"),
+        finetune=exp_json("finetune"),
+        arm=arms.PRUNED,
+        base=lambda wc: canonical(base_identity(wc)),
+        out=subpath(output.spec, parent=True),
+    shell:
+        ONESHOT_CMD
+
+
+use rule oneshot as oneshot_masked with:
+    output:
+        spec=P.arch_spec(),
+        metrics=P.arch_metrics(),
+        model=P.beside(P.arch_metrics(), "model.pt"),
+        mask=P.arch_mask(),
+    wildcard_constraints:
+        experiment=UNSTRUCTURED,
+
+
+use rule oneshot as oneshot_long with:
+    input:
+        f"{P.long_base_dir()}/model.pt",
+    output:
+        spec=f"{P.long_dir()}/spec.json",
+        metrics=f"{P.long_dir()}/metrics.json",
+        model=f"{P.long_dir()}/model.pt",
+    log:
+        P.log("oneshot_long", "{experiment}", "seed{seed}", "target{target}"),
+    wildcard_constraints:
+        experiment=long_where(STRUCTURED),
+    params:
+        **run_params("prune"),
+        method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
+        prune=exp_json("prune"),
+        finetune=exp_json("finetune"),
+        arm=arms.PRUNED_LONG,
+        base=lambda wc: canonical(
+            identity(wc.experiment, arms.BASE_LONG, int(wc.seed), None)
+        ),
+        out=subpath(output.spec, parent=True),
+
+
+use rule oneshot_long as oneshot_long_masked with:
+    output:
+        spec=f"{P.long_dir()}/spec.json",
+        metrics=f"{P.long_dir()}/metrics.json",
+        model=f"{P.long_dir()}/model.pt",
+        mask=f"{P.long_dir()}/mask.pt",
+    wildcard_constraints:
+        experiment=long_where(UNSTRUCTURED),

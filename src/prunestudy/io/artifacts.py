@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REDO = (
     "run snakemake again: before planning it checks every artefact, moves a damaged one into the study's "
@@ -198,3 +201,13 @@ def versions() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         pass
     return out
+
+
+def check_steps(df: pd.DataFrame, source: object) -> None:
+    """A trajectory table is steps 1..n, each once: a gap or a repeat means a damaged or spliced file."""
+    steps = df["step"].tolist()
+    if steps != list(range(1, len(steps) + 1)):
+        bad = next((i + 1 for i, s in enumerate(steps) if s != i + 1), len(steps) + 1)
+        raise ArtifactError(
+            f"{source}: trajectory steps are not 1..{len(steps)} (step {bad} is missing or repeated); {REDO}"
+        )

@@ -306,3 +306,17 @@ def base_name(e: dict[str, Any], target: float | str, data: dict[str, Any]) -> s
     spec_id = base_spec(m.base_options(e["model"]), data).spec_id
     reg = m.regulariser(m.params(**e["prune"]), target)
     return spec_id if reg is None else f"{spec_id}-{m.name}-{config_hash(reg)[:8]}"
+
+
+def large_networks(c: dict[str, Any]) -> tuple[dict[str, dict], dict[tuple[str, str], str]]:
+    """The study's large networks, computed once for the workflow: each by name (:func:`base_name`) with the
+    model options and regulariser it trains with, and which one each (experiment, target label) prunes."""
+    bases, base_of = {}, {}
+    for e in c["experiments"]:
+        m = method(e["method"])
+        for t in e["targets"]:
+            name = base_name(e, t, c["data"])
+            reg = m.regulariser(m.params(**e["prune"]), t)
+            bases[name] = {"model": m.base_options(e["model"]), "regulariser": {"method": m.name, **reg} if reg else {}}
+            base_of[e["name"], target_label(t)] = name
+    return bases, base_of

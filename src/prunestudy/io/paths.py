@@ -49,9 +49,9 @@ def report_section(experiment: str = "{experiment}") -> str:
     return f"2. Experiment {experiment}"  # no colon: docutils would read it as a link target
 
 
-def figures(kind: str) -> tuple[str, ...]:
-    """The figures of an experiment whose method is of ``kind`` (iterative or oneshot)."""
-    return FIGURES + (TRAJECTORY_FIGURES if kind == "iterative" else ())
+def figures(iterative: bool) -> tuple[str, ...]:
+    """The figures of an experiment: an iterative method's add its trajectories'."""
+    return FIGURES + (TRAJECTORY_FIGURES if iterative else ())
 
 
 def target_label(value: float | str) -> str:
@@ -131,9 +131,10 @@ class StudyPaths:
         return self._targeted(experiment, "scratch", regime, target, seed)
 
     def family_metrics(
-        self, experiment: str = "{experiment}", kind: str = "{kind}", member: str = "{member}", seed: object = "{seed}"
+        self, experiment: str = "{experiment}", arm: str = "{arm}", member: str = "{member}", seed: object = "{seed}"
     ) -> str:
-        return f"{self._exp(experiment)}/family/{kind}/{member}/seed{seed}/metrics.json"
+        """A member of a family (arm width, bottleneck or scaled) trained from scratch."""
+        return f"{self._exp(experiment)}/family/{arm}/{member}/seed{seed}/metrics.json"
 
     def guide_metrics(
         self,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 from prunestudy.arch import ArchSpec, spec_from_json
 from prunestudy.io.artifacts import ArtifactError, load_checkpoint, load_resume, save_checkpoint
@@ -87,18 +87,6 @@ class PruneState:
             return cls(spec_from_json(d["spec"]), d["state"], {}, identity=d.get("identity", {}))
         d["spec"] = spec_from_json(d["spec"])
         return cls(**d)
-
-
-def check_steps(df: pd.DataFrame, source: object) -> None:
-    """A trajectory table is steps 1..n, each once: a gap or a repeat means a damaged or spliced file."""
-    from prunestudy.io.artifacts import REDO
-
-    steps = df["step"].tolist()
-    if steps != list(range(1, len(steps) + 1)):
-        bad = next((i + 1 for i, s in enumerate(steps) if s != i + 1), len(steps) + 1)
-        raise ArtifactError(
-            f"{source}: trajectory steps are not 1..{len(steps)} (step {bad} is missing or repeated); {REDO}"
-        )
 
 
 def _step_batches(n: int, every: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
