@@ -60,7 +60,7 @@ def test_consistency_table_by_hand():
     kept = pd.DataFrame(
         {
             "seed": [1, 2, 3, 1, 2, 3],
-            "budget": [0.4] * 3 + [0.6] * 3,
+            "target": [0.4] * 3 + [0.6] * 3,
             "kept": [[4, 8, 2], [6, 8, 5], [4, 8, 2], [1, 2, 3], [3, 2, 1], [1, 2, 3]],
             "unit": "channels",
         }
@@ -78,9 +78,9 @@ def test_consistency_table_by_hand():
 
 
 def _runs():
-    rows = [{"arm": "base", "budget": None, "seed": s, "params": 100, "test_error": e} for s, e in ((1, 0.1), (2, 0.1))]
+    rows = [{"arm": "base", "target": None, "seed": s, "params": 100, "test_error": e} for s, e in ((1, 0.1), (2, 0.1))]
     for arm, errs in (("pruned", (0.2, 0.22)), ("scratch-E", (0.18, 0.19)), ("scratch-B", (0.15, 0.17))):
-        rows += [{"arm": arm, "budget": 0.5, "seed": 1 + i, "params": 50, "test_error": e} for i, e in enumerate(errs)]
+        rows += [{"arm": arm, "target": 0.5, "seed": 1 + i, "params": 50, "test_error": e} for i, e in enumerate(errs)]
     return pd.DataFrame(rows)
 
 
@@ -156,21 +156,21 @@ def test_what_a_pruned_run_kept_comes_from_its_spec_or_its_mask(tmp_path):
     write_record(tmp_path / "b/metrics.json", {"spec": spec.to_dict(), "extra": {"masked": True}})
     assert kept_vector(tmp_path / "b/metrics.json") == ([0.25, 1.0], WEIGHT_FRACTION)
     runs = pd.DataFrame(
-        {"seed": [1, 2], "budget": [0.5, 0.5], "path": [str(tmp_path / p / "metrics.json") for p in "ab"]}
+        {"seed": [1, 2], "target": [0.5, 0.5], "path": [str(tmp_path / p / "metrics.json") for p in "ab"]}
     )
     frame = kept_frame(runs)
-    assert frame["seed"].tolist() == [1, 2] and frame["budget"].tolist() == [0.5, 0.5]
+    assert frame["seed"].tolist() == [1, 2] and frame["target"].tolist() == [0.5, 0.5]
     assert frame["kept"].tolist() == [[4.0, 8.0, 2.0, 16.0], [0.25, 1.0]]
     assert frame["unit"].tolist() == [CHANNELS, WEIGHT_FRACTION]
 
 
 def test_one_seed_has_no_spread_and_an_empty_group_no_cv():
-    kept = pd.DataFrame({"seed": [1], "budget": [0.4], "kept": [[0, 3]], "unit": "channels"})
+    kept = pd.DataFrame({"seed": [1], "target": [0.4], "kept": [[0, 3]], "unit": "channels"})
     t = consistency_table(kept)
     assert t["n_seeds"].tolist() == [1, 1] and t["std"].isna().all() and t["cv"].isna().all()
     assert t["mean"].tolist() == [0, 3] and t["group"].tolist() == [0, 1] and t["unit"].eq("channels").all()
     assert t["mean_between_run_corr"].isna().all()
-    two = pd.DataFrame({"seed": [1, 2], "budget": [0.4] * 2, "kept": [[0, 3], [0, 5]], "unit": "channels"})
+    two = pd.DataFrame({"seed": [1, 2], "target": [0.4] * 2, "kept": [[0, 3], [0, 5]], "unit": "channels"})
     t = consistency_table(two)
     assert np.isnan(t.loc[0, "cv"]) and t.loc[1, "cv"] == pytest.approx(np.std([3, 5], ddof=1) / 4)
     assert list(t.columns) == ["target", "group", "unit", "n_seeds", "mean", "std", "cv", "mean_between_run_corr"]
@@ -187,7 +187,7 @@ def test_consistency_rows_come_in_target_order_without_numpy_warnings():
     kept = pd.DataFrame(
         {
             "seed": [1, 2, 1],
-            "budget": [0.6, 0.6, 0.4],
+            "target": [0.6, 0.6, 0.4],
             "kept": [[0.0, 0.5], [0.0, 0.7], [0.0, 0.25]],
             "unit": "fraction of weights",
         }

@@ -14,7 +14,7 @@ def runs():
         {
             "arm": "base",
             "seed": s,
-            "budget": None,
+            "target": None,
             "member": None,
             "params": 1e5,
             "flops": 1e7,
@@ -30,7 +30,7 @@ def runs():
                     {
                         "arm": arm,
                         "seed": s,
-                        "budget": b,
+                        "target": b,
                         "member": None,
                         "params": b * 1e5 + s,
                         "flops": b * 1e7,
@@ -44,7 +44,7 @@ def runs():
                     {
                         "arm": arm,
                         "seed": s,
-                        "budget": None,
+                        "target": None,
                         "member": m,
                         "params": m * 1e5,
                         "flops": m * 1e7,
@@ -72,15 +72,15 @@ def test_error_vs(runs, x):
         for c in ax.containers
         if c.get_label().startswith("pruned")
     }
-    true_x = runs[runs["arm"] == "pruned"].groupby("budget")[x].mean().sort_index().to_numpy()
+    true_x = runs[runs["arm"] == "pruned"].groupby("target")[x].mean().sort_index().to_numpy()
     for xs in marker_x.values():
         assert np.allclose(np.sort(xs), true_x, rtol=0.05)
     assert len({tuple(np.round(xs, 6)) for xs in marker_x.values()}) == len(marker_x) >= 2
     plt.close(fig)
 
 
-def test_budget_arms(runs):
-    fig = figures.budget_arms(runs)
+def test_target_arms(runs):
+    fig = figures.target_arms(runs)
     ax = fig.axes[0]
     assert "target" in ax.get_xlabel() and _non_empty(ax)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.2", "0.5"]
@@ -91,7 +91,7 @@ def _kept():
     return pd.DataFrame(
         {
             "seed": [1, 1, 2, 2],
-            "budget": [0.2, 0.5, 0.2, 0.5],
+            "target": [0.2, 0.5, 0.2, 0.5],
             "kept": [[1, 2, 3], [4, 5, 6], [2, 2, 2], [4, 4, 7]],
             "unit": "channels",
         }

@@ -133,9 +133,9 @@ def _curve_runs(errors: dict[str, tuple[float, float]], seeds=(1, 2, 3, 4, 5, 6)
         for s in seeds:
             for i, (params, e) in enumerate(((100, e_small), (1000, e_large))):
                 member = None if arm in (PRUNED, SCRATCH_E) else float(i)
-                budget = float(i) if member is None else None
+                target = float(i) if member is None else None
                 rows.append(
-                    {"arm": arm, "seed": s, "budget": budget, "member": member, "params": params}
+                    {"arm": arm, "seed": s, "target": target, "member": member, "params": params}
                     | {"test_error": e + 0.001 * (s % 3) * (arm == WIDTH)}
                 )
     return pd.DataFrame(rows)
@@ -178,11 +178,11 @@ def test_plotted_values_are_the_runs_values():
 
     runs = pd.DataFrame(
         [
-            {"arm": "base", "seed": s, "budget": None, "member": None, "params": 1000, "test_error": e}
+            {"arm": "base", "seed": s, "target": None, "member": None, "params": 1000, "test_error": e}
             for s, e in ((1, 0.05), (2, 0.07))
         ]
         + [
-            {"arm": "width", "seed": s, "budget": None, "member": m, "params": p, "test_error": e}
+            {"arm": "width", "seed": s, "target": None, "member": m, "params": p, "test_error": e}
             for (m, p), errs in (((0.5, 300), (0.10, 0.12)), ((1.0, 1000), (0.06, 0.08)))
             for s, e in zip((1, 2), errs, strict=True)
         ]

@@ -6,22 +6,22 @@ from prunestudy.analysis import stats
 from prunestudy.analysis.claims import COMPARISONS
 
 
-def _arms(shift: float, n_seeds: int = 6, budgets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
+def _arms(shift: float, n_seeds: int = 6, targets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
     """Synthetic runs: scratch arms are ``shift`` lower in error than the tuned arm."""
     rng = np.random.default_rng(seed)
     rows = []
-    for b in budgets:
+    for b in targets:
         for s in range(n_seeds):
             base = 0.05 + rng.normal(0, noise)
             rows.append(
-                {"arm": "pruned", "seed": s, "budget": b, "member": None, "params": 1000 * b, "test_error": base}
+                {"arm": "pruned", "seed": s, "target": b, "member": None, "params": 1000 * b, "test_error": base}
             )
             for arm in ("scratch-E", "scratch-B"):
                 rows.append(
                     {
                         "arm": arm,
                         "seed": s,
-                        "budget": b,
+                        "target": b,
                         "member": None,
                         "params": 1000 * b,
                         "test_error": base - shift + rng.normal(0, noise),
@@ -32,7 +32,7 @@ def _arms(shift: float, n_seeds: int = 6, budgets=(0.2, 0.5), noise: float = 0.0
 
 def test_identical_groups_are_not_called_different():
     runs = _arms(shift=0.0)
-    table = stats.budget_table(runs)
+    table = stats.target_table(runs)
     assert (table["p_welch_holm"] > 0.05).all() and (table["p_mannwhitney_holm"] > 0.05).all()
     paired = stats.paired_table(runs, COMPARISONS)
     assert ((paired["ci_low"] < 0) & (paired["ci_high"] > 0)).all()
@@ -40,7 +40,7 @@ def test_identical_groups_are_not_called_different():
 
 def test_clearly_shifted_groups_are():
     runs = _arms(shift=0.02)
-    table = stats.budget_table(runs)
+    table = stats.target_table(runs)
     tuned_vs = table[table["arm_a"] == "pruned"]
     assert (tuned_vs["p_welch_holm"] < 0.01).all() and (tuned_vs["diff"] > 0.015).all()
     assert (tuned_vs["hedges_g"] > 3).all()
@@ -68,7 +68,7 @@ def test_holm_matches_hand_computation():
 def _family(name_arm, params, errors, seeds=range(5), noise=0.001):
     rng = np.random.default_rng(len(name_arm))
     return [
-        {"arm": name_arm, "seed": s, "budget": None, "member": p, "params": p, "test_error": e + rng.normal(0, noise)}
+        {"arm": name_arm, "seed": s, "target": None, "member": p, "params": p, "test_error": e + rng.normal(0, noise)}
         for s in seeds
         for p, e in zip(params, errors, strict=True)
     ]
@@ -98,13 +98,13 @@ def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method
         "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: base, error_pct: 5.0, verified: false,"
         " source: s}\n"
         "  - {paper: P, dataset: imagenet, model: ResNet-34, arm: pruned, error_pct: 27.4, verified: true, source: s}\n"
-        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, budget: 0.5, error_pct: 9,"
+        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, target: 0.5, error_pct: 9,"
         " verified: false, source: s}\n"
-        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, budget: 0.3, error_pct: 9,"
+        "  - {paper: P, dataset: cifar10, model: WRN-40-2, method: fisher, arm: pruned, target: 0.3, error_pct: 9,"
         " verified: false, source: s}\n"
     )
     runs = pd.DataFrame(
-        {"arm": ["base", "base", "pruned"], "budget": [None, None, 0.5], "test_error": [0.04, 0.06, 0.2]}
+        {"arm": ["base", "base", "pruned"], "target": [None, None, 0.5], "test_error": [0.04, 0.06, 0.2]}
     )
     table = references_table(tmp_path / "refs.yaml", runs, "cifar10", "WRN-40-2", "fisher")
     assert table.loc[0, "reproduced_error_pct"] == pytest.approx(5.0) and table.loc[0, "reproduced_n"] == 2
@@ -115,12 +115,12 @@ def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method
 
 
 def test_family_table_with_a_single_curve_of_two_points_is_empty_not_an_error():
-    """One budget and two width members: only the width curve has two points, so nothing is compared."""
+    """One target and two width members: only the width curve has two points, so nothing is compared."""
     runs = pd.DataFrame(
         {
             "arm": ["pruned", "width", "width"],
             "seed": [1, 1, 1],
-            "budget": [0.5, None, None],
+            "target": [0.5, None, None],
             "member": [None, 1.0, 2.0],
             "params": [500, 400, 900],
             "test_error": [0.1, 0.12, 0.08],

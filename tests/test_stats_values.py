@@ -15,8 +15,8 @@ from prunestudy.analysis import stats
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom
 
 
-def _row(arm, budget, seed, error, params=500):
-    return {"arm": arm, "budget": budget, "seed": seed, "member": None, "params": params, "test_error": error}
+def _row(arm, target, seed, error, params=500):
+    return {"arm": arm, "target": target, "seed": seed, "member": None, "params": params, "test_error": error}
 
 
 def _budget_runs():
@@ -27,11 +27,11 @@ def _budget_runs():
     return pd.DataFrame(rows)
 
 
-def test_budget_table_every_column_by_hand():
-    t = stats.budget_table(_budget_runs())
+def test_target_table_every_column_by_hand():
+    t = stats.target_table(_budget_runs())
     assert list(zip(t["arm_a"], t["arm_b"], strict=True)) == list(stats.ARM_PAIRS)
     r = t.iloc[0]  # pruned [.10 .12 .14] vs scratch-E [.07 .08 .09]
-    assert (r["budget"], r["n_a"], r["n_b"]) == (0.5, 3, 3)
+    assert (r["target"], r["n_a"], r["n_b"]) == (0.5, 3, 3)
     assert (r["mean_a"], r["std_a"], r["mean_b"], r["std_b"]) == pytest.approx((0.12, 0.02, 0.08, 0.01))
     assert (r["ci_low_a"], r["ci_high_a"]) == pytest.approx(
         (0.12 - T_975_DF2 * 0.02 / 3**0.5, 0.12 + T_975_DF2 * 0.02 / 3**0.5)
@@ -60,8 +60,8 @@ def test_budget_table_every_column_by_hand():
 
 def test_a_pair_with_an_arm_missing_at_one_budget_is_left_out():
     runs = pd.concat([_budget_runs(), pd.DataFrame([_row("pruned", 0.2, 1, 0.3), _row("pruned", 0.2, 2, 0.3)])])
-    t = stats.budget_table(runs)
-    assert set(t["budget"]) == {0.5} and len(t) == 3
+    t = stats.target_table(runs)
+    assert set(t["target"]) == {0.5} and len(t) == 3
 
 
 def test_two_sample_tests_that_cannot_run_say_so_with_nan():
@@ -117,7 +117,7 @@ def test_hedges_g_with_one_value_on_either_side_is_nan_without_a_warning():
 
 def test_the_scratch_pair_is_compared_where_the_pruned_arm_is_missing():
     runs = _budget_runs()
-    t = stats.budget_table(runs[runs["arm"] != "pruned"])
+    t = stats.target_table(runs[runs["arm"] != "pruned"])
     assert list(zip(t["arm_a"], t["arm_b"], strict=True)) == [("scratch-E", "scratch-B")]
 
 
@@ -136,11 +136,11 @@ def _pairs(diffs):
 def test_curves_that_meet_at_one_point_share_no_range():
     runs = pd.DataFrame(
         [
-            {"arm": "width", "seed": 1, "budget": None, "member": m, "params": p, "test_error": 0.1}
+            {"arm": "width", "seed": 1, "target": None, "member": m, "params": p, "test_error": 0.1}
             for m, p in ((1, 100), (2, 200))
         ]
         + [
-            {"arm": "bottleneck", "seed": 1, "budget": None, "member": m, "params": p, "test_error": 0.1}
+            {"arm": "bottleneck", "seed": 1, "target": None, "member": m, "params": p, "test_error": 0.1}
             for m, p in ((1, 200), (2, 400))
         ]
     )
@@ -156,7 +156,7 @@ def _family_runs(shifts, bottleneck_seeds=None):
         rows += [{"arm": "width", "seed": seed, "params": p, "test_error": 0.3 + shift} for p in (100, 1000)]
     for seed in bottleneck_seeds or range(1, len(shifts) + 1):
         rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": 0.3} for p in (100, 1000)]
-    return pd.DataFrame(rows).assign(budget=None, member=1.0)
+    return pd.DataFrame(rows).assign(target=None, member=1.0)
 
 
 PAIRS = (("pruned", "scratch-E"), ("uniform", "guided"), ("width", "pruned (scratch-E)"), ("bottleneck", "width"))
@@ -213,7 +213,7 @@ def test_curve_units_are_each_seeds_mean_over_the_matched_params_grid():
             {"arm": "width", "seed": seed, "params": p, "test_error": e + shift} for p, e in ((100, 0.3), (10_000, 0.1))
         ]
         rows += [{"arm": "bottleneck", "seed": seed, "params": p, "test_error": e} for p, e in ((10, 0.4), (1000, 0.2))]
-    runs = pd.DataFrame(rows).assign(budget=None, member=1.0)
+    runs = pd.DataFrame(rows).assign(target=None, member=1.0)
     interp, grid = stats.interpolate(stats.family_curves(runs), grid_points=2)
     assert grid == pytest.approx([100, 1000])  # the range both curves cover
     at = interp.set_index(["family", "seed", "params"])["error"].sort_index()

@@ -55,14 +55,14 @@ def test_default_run_produces_every_artefact(default_run):
     assert runs["test_error"].between(0, 1).all() and runs["latency_ms"].gt(0).all()
     # quality of the default: >= 97% mean test accuracy for the base network
     assert 1 - runs.loc[runs["arm"] == "base", "test_error"].mean() >= 0.97
-    # every target of the config is reached, each sampled step at or under its budget
+    # every target of the config is reached, each sampled step at or under its target
     base_params = runs.loc[runs["arm"] == "base", "params"].iloc[0]
     pruned = runs[runs["arm"] == "pruned"]
-    assert (pruned["params"] <= pruned["budget"] * base_params).all()
-    assert sorted(set(pruned["budget"])) == sorted(exp["targets"])
+    assert (pruned["params"] <= pruned["target"] * base_params).all()
+    assert sorted(set(pruned["target"])) == sorted(exp["targets"])
     # Scratch-B never trains fewer epochs than Scratch-E, and is capped at 2x
-    epochs_e = runs[runs["arm"] == "scratch-E"].set_index(["budget", "seed"])["epochs"]
-    epochs_b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])["epochs"]
+    epochs_e = runs[runs["arm"] == "scratch-E"].set_index(["target", "seed"])["epochs"]
+    epochs_b = runs[runs["arm"] == "scratch-B"].set_index(["target", "seed"])["epochs"]
     assert (epochs_b >= epochs_e).all() and (epochs_b <= 2 * epochs_e).all()
     scaled = [
         json.loads(Path(p).read_text()) for p in runs.loc[runs["arm"] == "scaled", "path"].map(lambda p: work / p)
@@ -151,10 +151,10 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
             **guided,
         }, (e, counts)
         if guided:  # the guided net is the seeds' mean widths; uniform has its params, trained as long
-            g, u = (runs[runs["arm"] == a].set_index(["budget", "seed"]) for a in ("guided", "uniform"))
+            g, u = (runs[runs["arm"] == a].set_index(["target", "seed"]) for a in ("guided", "uniform"))
             assert ((u["params"] - g["params"]).abs() <= 0.05 * g["params"]).all()
             assert (u["epochs"] == g["epochs"]).all()
-            assert g["spec_id"].groupby("budget").nunique().eq(1).all()  # one guided architecture per target
+            assert g["spec_id"].groupby("target").nunique().eq(1).all()  # one guided architecture per target
         base = runs[runs["arm"] == "base"]
         pruned = runs[runs["arm"] == "pruned"]
         if exp["method"] == "sss":  # how good its large network is depends on how many blocks gamma removed
@@ -163,8 +163,8 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
         else:
             assert 1 - base["test_error"].mean() >= 0.9, e
         assert (pruned["params"] < base["params"].max()).all(), e  # nonzeros for the masks
-        scratch_b = runs[runs["arm"] == "scratch-B"].set_index(["budget", "seed"])
-        tuned = pruned.set_index(["budget", "seed"])
+        scratch_b = runs[runs["arm"] == "scratch-B"].set_index(["target", "seed"])
+        tuned = pruned.set_index(["target", "seed"])
         epochs_e = cfg["train"]["epochs"]
         for key, row in scratch_b.iterrows():  # Scratch-B's ratio is the pruned network's FLOPs, capped at 2x
             ratio = base["flops"].iloc[0] / tuned.loc[key, "flops"]

@@ -242,7 +242,7 @@ def scaled_origin(experiment):
     """The (seed, target) whose pruned spec the scaled family scales."""
     s = EXPERIMENTS[experiment]["families"]["scaled"]
     seed = s["source_seed"] if s["source_seed"] is not None else SEEDS[0]
-    return seed, label(s["source_budget"])
+    return seed, label(s["source_target"])
 
 
 def scaled_source(wc):

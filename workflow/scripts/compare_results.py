@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--experiment", help="the experiment folder inside NEW (default: NEW itself)")
     args = p.parse_args()
     new = args.new / args.experiment if args.experiment else args.new
-    diffs = compare(args.old / "runs.csv", new / "runs.csv", "runs.csv", ["arm", "budget", "member", "seed"])
+    diffs = compare(args.old / "runs.csv", new / "runs.csv", "runs.csv", ["arm", "target", "member", "seed"])
     old_traj = sorted(args.old.glob("prune/seed*/trajectory.csv"))
     if not old_traj:
         diffs.append("no trajectory.csv in OLD")

@@ -25,7 +25,7 @@ COPIED = (
     "device",
     "config_hash",
 )
-COLUMNS = ("experiment", "arm", "seed", "budget", "member", *COPIED, "latency_ms", "git_commit", "path")
+COLUMNS = ("experiment", "arm", "seed", "target", "member", *COPIED, "latency_ms", "git_commit", "path")
 
 
 def _target(label: str) -> float | str:
@@ -39,12 +39,12 @@ def run_row(m: dict, path: str | Path, experiment: str) -> dict:
     """The runs-table row of the metrics record ``m`` read from ``path``."""
     extra = m.get("extra", {})
     scratch = m["arm"] in TARGETED
-    member_of = extra.get("member_of")
+    slot = m["identity"]["slot"]
     return {
         "experiment": experiment,
         "arm": m["arm"],
         "seed": m["seed"],
-        "budget": _target(member_of) if scratch and member_of is not None else None,
+        "target": _target(slot) if scratch and slot is not None else None,
         "member": float(extra["member"]) if "member" in extra else None,
         **{k: m[k] for k in COPIED},
         "git_commit": m["versions"].get("git_commit", ""),
@@ -69,4 +69,4 @@ def runs_table(
     if missing:
         raise ValueError(f"no latency was measured for {missing}; rerun the experiment's latency job")
     df = df.merge(latency[["spec_id", "latency_ms"]], on="spec_id", how="left")[list(COLUMNS)]
-    return df.sort_values(["arm", "budget", "member", "seed"], na_position="first").reset_index(drop=True)
+    return df.sort_values(["arm", "target", "member", "seed"], na_position="first").reset_index(drop=True)

@@ -36,12 +36,12 @@ def kept_vector(record_path: str | Path) -> tuple[list[float], str]:
 
 
 def kept_frame(pruned: pd.DataFrame) -> pd.DataFrame:
-    """(seed, budget, kept, unit) for every pruned run of a runs table (its ``path`` column)."""
+    """(seed, target, kept, unit) for every pruned run of a runs table (its ``path`` column)."""
     vectors = [kept_vector(p) for p in pruned["path"]]
     return pd.DataFrame(
         {
             "seed": pruned["seed"].to_numpy(),
-            "budget": pruned["budget"].to_numpy(),
+            "target": pruned["target"].to_numpy(),
             "kept": [v for v, _ in vectors],
             "unit": [u for _, u in vectors],
         }
@@ -59,7 +59,7 @@ def mean_correlation(vectors: Sequence[Sequence[float]]) -> float:
 def consistency_table(kept: pd.DataFrame) -> pd.DataFrame:
     """Per (target, group): mean, std and CV across seeds, with the target's mean between-run correlation."""
     rows = []
-    for budget, g in kept.groupby("budget", sort=True):
+    for target, g in kept.groupby("target", sort=True):
         w = np.array([list(v) for v in g["kept"]])
         corr = mean_correlation(w)
         sd = w.std(0, ddof=1) if len(w) > 1 else np.full(w.shape[1], np.nan)
@@ -67,7 +67,7 @@ def consistency_table(kept: pd.DataFrame) -> pd.DataFrame:
         for group in range(w.shape[1]):
             rows.append(
                 {
-                    "target": budget,
+                    "target": target,
                     "group": group,
                     "unit": g["unit"].iloc[0],
                     "n_seeds": len(w),

@@ -21,7 +21,7 @@ from prunestudy.io.paths import target_label
 from prunestudy.pruning.arms import BASE, TARGETED
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
-ARM_ORDER = [*TARGETED]  # the networks of one target, in the order budget_arms draws them
+ARM_ORDER = [*TARGETED]  # the networks of one target, in the order target_arms draws them
 TRAJECTORY_COLOR = "#d62728"  # the blog's red curve
 # the colorblind palette without its vermilion, which a reader would take for the red curve
 FAMILY_COLORS = [c for i, c in enumerate(sns.color_palette("colorblind")) if i != 3]
@@ -38,7 +38,7 @@ def save(fig: plt.Figure, stem: str | Path) -> None:
 
 
 def _curve_key(df: pd.DataFrame) -> pd.Series:
-    return df["budget"].where(df["budget"].notna(), df["member"])
+    return df["target"].where(df["target"].notna(), df["member"])
 
 
 def error_vs(
@@ -101,18 +101,18 @@ def _readable_log_ticks(ax: plt.Axes, limits: tuple[float, float]) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def budget_arms(runs: pd.DataFrame) -> plt.Figure:
+def target_arms(runs: pd.DataFrame) -> plt.Figure:
     """Per target: fine-tuned against Scratch-E against Scratch-B (and the long-base, guided and uniform
     networks where the experiment trains them), every seed shown, the mean as a black bar."""
     order = [a for a in ARM_ORDER if (runs["arm"] == a).any()]
     sub = runs[runs["arm"].isin(order)].assign(test_error_pct=lambda d: 100 * d["test_error"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.stripplot(
-        data=sub, x="budget", y="test_error_pct", hue="arm", hue_order=order, dodge=True, ax=ax, size=5, alpha=0.7
+        data=sub, x="target", y="test_error_pct", hue="arm", hue_order=order, dodge=True, ax=ax, size=5, alpha=0.7
     )
     sns.pointplot(
         data=sub,
-        x="budget",
+        x="target",
         y="test_error_pct",
         hue="arm",
         hue_order=order,
@@ -124,7 +124,7 @@ def budget_arms(runs: pd.DataFrame) -> plt.Figure:
         legend=False,
         palette="dark:black",
     )
-    ax.set_xlabel("target (a parameter budget, a pruned fraction or a setting, by method)")
+    ax.set_xlabel("target (a fraction of parameters or channels, a sparsity weight or a setting, by method)")
     ax.set_ylabel("test error (%)")
     ax.set_title("Per target: the fine-tuned network against the from-scratch arms")
     return fig
@@ -142,15 +142,15 @@ def _whole_groups() -> matplotlib.ticker.Locator:
 def channel_profile(kept: pd.DataFrame) -> plt.Figure:
     """What each group kept against group index, one line per target (one panel per pruning seed).
 
-    ``kept`` has columns seed, budget, kept (a sequence per row) and unit (see :mod:`prunestudy.analysis.consistency`).
+    ``kept`` has columns seed, target, kept (a sequence per row) and unit (see :mod:`prunestudy.analysis.consistency`).
     """
     seeds = sorted(kept["seed"].unique())
     fig, axes = plt.subplots(1, len(seeds), figsize=(4.5 * len(seeds), 3.8), squeeze=False, sharey=True)
-    colors = sns.color_palette("viridis", kept["budget"].nunique())
+    colors = sns.color_palette("viridis", kept["target"].nunique())
     for ax, seed in zip(axes[0], seeds, strict=True):
-        for color, (budget, g) in zip(colors, kept[kept["seed"] == seed].groupby("budget"), strict=False):
+        for color, (target, g) in zip(colors, kept[kept["seed"] == seed].groupby("target"), strict=False):
             widths = g["kept"].iloc[0]
-            ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(budget))
+            ax.plot(range(len(widths)), widths, marker="o", ms=3, color=color, label=target_label(target))
         ax.set_xlabel("prunable group (block or layer)")
         ax.xaxis.set_major_locator(_whole_groups())
         ax.set_title(f"pruning seed {seed}")
@@ -191,24 +191,24 @@ def consistency(kept: pd.DataFrame) -> plt.Figure:
     from prunestudy.analysis.consistency import consistency_table
 
     summary = consistency_table(kept)
-    budgets = sorted(kept["budget"].unique(), key=str)
-    cols = min(3, len(budgets))  # wrap after three panels, so that each stays readable
-    rows = -(-len(budgets) // cols)
+    targets = sorted(kept["target"].unique(), key=str)
+    cols = min(3, len(targets))  # wrap after three panels, so that each stays readable
+    rows = -(-len(targets) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(budgets) :]:
+    for ax in axes.flat[len(targets) :]:
         ax.set_visible(False)
     seeds = sorted(kept["seed"].unique())
     colors = dict(zip(seeds, sns.color_palette("colorblind", len(seeds)), strict=True))
-    for ax, budget in zip(axes.flat, budgets, strict=False):
-        g = kept[kept["budget"] == budget]
+    for ax, target in zip(axes.flat, targets, strict=False):
+        g = kept[kept["target"] == target]
         for seed, row in zip(g["seed"], g["kept"], strict=True):
             ax.plot(range(len(row)), row, lw=0.8, alpha=0.7, color=colors[seed], label=f"seed {seed}")
-        s = summary[summary["target"] == budget]
+        s = summary[summary["target"] == target]
         yerr = s["std"].fillna(0)  # one seed: no spread to draw
         ax.errorbar(
             s["group"], s["mean"], yerr=yerr, color="black", marker="o", ms=3, capsize=2, lw=1.5, label="mean ± std"
         )
-        ax.set(xlabel="prunable group (block or layer)", title=f"target {target_label(budget)}")
+        ax.set(xlabel="prunable group (block or layer)", title=f"target {target_label(target)}")
         ax.xaxis.set_major_locator(_whole_groups())
     for row in axes:
         row[0].set_ylabel(_kept_label(kept))

@@ -75,11 +75,11 @@ def _two_sample(a: np.ndarray, b: np.ndarray) -> dict:
     return {"p_welch": welch, "p_mannwhitney": mwu, "hedges_g": hedges_g(a, b)}
 
 
-def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per budget: each arm's test-error summary and each pair's tests (Holm within the table)."""
+def target_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per target: each arm's test-error summary and each pair's tests (Holm within the table)."""
     rows = []
     sub = runs[runs["arm"].isin(RETRAINED)]
-    for budget, g in sub.groupby("budget"):
+    for target, g in sub.groupby("target"):
         err = {arm: g.loc[g["arm"] == arm, "test_error"].to_numpy() for arm in RETRAINED}
         for a, b in ARM_PAIRS:
             if not len(err[a]) or not len(err[b]):
@@ -88,7 +88,7 @@ def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
             mb, sb, lob, hib = mean_ci(err[b])
             rows.append(
                 {
-                    "budget": budget,
+                    "target": target,
                     "arm_a": a,
                     "arm_b": b,
                     "n_a": len(err[a]),
@@ -122,7 +122,7 @@ def is_paired(worse: str, better: str) -> bool:
 
 def _targets_by_seed(runs: pd.DataFrame, worse: str, better: str) -> pd.DataFrame | None:
     """(target, seed) rows with both arms' test errors, where both exist; None where an arm was not trained."""
-    piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["budget", "seed"], columns="arm", values="test_error")
+    piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["target", "seed"], columns="arm", values="test_error")
     if worse not in piv or better not in piv:
         return None
     return piv[[worse, better]].dropna()
@@ -139,7 +139,7 @@ def paired_table(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], level: fl
         if pair is None:
             continue
         paired = is_paired(worse, better)
-        for target, g in pair.groupby(level="budget", sort=True):
+        for target, g in pair.groupby(level="target", sort=True):
             d = (g[worse] - g[better]).to_numpy(float)
             mean, sd, lo, hi = mean_ci(d, level) if paired else _welch_ci(g[worse], g[better], level)
             rows.append((f"{worse} - {better}", target, paired, len(g), mean, sd, lo, hi))

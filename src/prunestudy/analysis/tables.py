@@ -62,11 +62,11 @@ def references_table(path: str | Path, runs: pd.DataFrame, dataset: str, model: 
     for r in refs:
         match = r["dataset"] == dataset and r["model"] == model and r.get("method", method) == method
         mine = runs[(runs["arm"] == r["arm"])] if match else runs.iloc[0:0]
-        if match and r.get("budget") is not None:
-            mine = mine[mine["budget"].astype(str) == str(r["budget"])]
+        if match and r.get("target") is not None:
+            mine = mine[mine["target"].astype(str) == str(r["target"])]
         rows.append(
             {
-                **{k: r.get(k) for k in ("paper", "dataset", "model", "method", "arm", "budget", "setting")},
+                **{k: r.get(k) for k in ("paper", "dataset", "model", "method", "arm", "target", "setting")},
                 "published_error_pct": r["error_pct"],
                 "published_std": r.get("std"),
                 "verified": r["verified"],
@@ -93,12 +93,12 @@ def errors_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     sub = runs[runs["arm"].isin(TARGETED)]
     arms = [a for a in TARGETED if (sub["arm"] == a).any()]
     rows = []
-    for budget, g in sub.groupby("budget", sort=True):
+    for target, g in sub.groupby("target", sort=True):
         pruned = g[g["arm"] == arms[0]]
-        row = {"target": budget, "params": round(pruned["params"].mean()), "unpruned": mean_std(base["test_error"])}
+        row = {"target": target, "params": round(pruned["params"].mean()), "unpruned": mean_std(base["test_error"])}
         row.update({a: mean_std(g.loc[g["arm"] == a, "test_error"]) for a in arms if (g["arm"] == a).any()})
         rows.append(row)
-    counts = [*sub.groupby(["arm", "budget"]).size(), *([len(base)] if len(base) else [])] or [0]
+    counts = [*sub.groupby(["arm", "target"]).size(), *([len(base)] if len(base) else [])] or [0]
     seeds = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
     caption = f"Test error (\\%) at the final epoch, mean ± std over {seeds} seeds; params of the pruned network."
     return pd.DataFrame(rows, columns=["target", "params", "unpruned", *arms]), caption

@@ -280,9 +280,9 @@ def _check_families(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
                 raise ConfigError(f"config key '{at}.families.{kind}': member {v} cannot be built: {err}") from err
     scaled = fam["scaled"]
     _check_unique(scaled["targets"], f"{at}.families.scaled.targets")
-    if scaled["targets"] and scaled["source_budget"] not in e["targets"]:
+    if scaled["targets"] and scaled["source_target"] not in e["targets"]:
         raise ConfigError(
-            f"config key '{at}.families.scaled.source_budget': {scaled['source_budget']} "
+            f"config key '{at}.families.scaled.source_target': {scaled['source_target']} "
             f"is not one of targets {e['targets']}"
         )
     if scaled["source_seed"] is not None and scaled["source_seed"] not in c["seeds"]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # an experiment's tables: what `prunestudy compare` writes from its runs, then its rows of the study's claims
-COMPARE_TABLES = ("errors", "budget_stats", "paired", "families", "units", "consistency_stats", "references")
+COMPARE_TABLES = ("errors", "target_stats", "paired", "families", "units", "consistency_stats", "references")
 TABLES = ("claims", *COMPARE_TABLES)
 # the study's own tables and figure: every claim decided together, and how often that decision errs
 CALIBRATION_TABLES = ("calibration", "power")
@@ -20,7 +20,7 @@ FIGURES = (
     "error_vs_params",
     "error_vs_flops",
     "error_vs_latency",
-    "budget_arms",
+    "target_arms",
     "channel_profile",
     "consistency",
 )
@@ -35,7 +35,7 @@ REPORT_SECTIONS = {
     "references": "2. Published numbers beside reproduced ones",
     "errors": "3. Test error per target and arm",
     "figures": "4. Figures",
-    "budget_stats": "5. Statistics",
+    "target_stats": "5. Statistics",
     "paired": "5. Statistics",
     "families": "5. Statistics",
     "units": "5. Statistics",

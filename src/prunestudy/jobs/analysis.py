@@ -43,7 +43,7 @@ def compare(*, runs: str, method: str, analysis: dict, data: dict, model: dict, 
     write_table(errors, out / "errors", caption=caption)
     grid = analysis["grid_points"]
     tables = {
-        "budget_stats": stats.budget_table(frame),
+        "target_stats": stats.target_table(frame),
         "paired": stats.paired_table(frame, COMPARISONS),
         "families": stats.family_table(frame, grid),
         "units": stats.units_table(frame, COMPARISONS, grid),
@@ -133,7 +133,7 @@ def figures(*, runs: str, out_dir: str, trajectories: Sequence[str] = (), seeds:
     for x in ("params", "flops", "latency_ms"):  # prune steps have no latency: only trained networks are timed
         figure = draw.error_vs(frame, x, steps if x != "latency_ms" else None)
         draw.save(figure, out / f"error_vs_{x.removesuffix('_ms')}")
-    draw.save(draw.budget_arms(frame), out / "budget_arms")
+    draw.save(draw.target_arms(frame), out / "target_arms")
     kept = kept_frame(pruned)
     draw.save(draw.channel_profile(kept), out / "channel_profile")
     draw.save(draw.consistency(kept), out / "consistency")

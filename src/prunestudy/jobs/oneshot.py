@@ -75,7 +75,7 @@ def oneshot(
     if pruned.mask:
         masks.save(Path(out) / "mask.pt", pruned.spec, pruned.mask)
     atomic_write_text(Path(out) / "spec.json", pruned.spec.to_json() + "\n")
-    extra = {"method": method, "target": parse_target(target), "member_of": target, "pruning": pruned.record}
+    extra = {"method": method, "target": parse_target(target), "pruning": pruned.record}
     extra |= {"base_params": base.param_count(), "base_flops": base.flops()}
     write_run(
         Path(out),

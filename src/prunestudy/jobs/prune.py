@@ -157,8 +157,8 @@ def extract(ctx: Context, prune: dict, trajectory_path: str, df, target: float, 
         throughput_img_s=0.0,
         device="trajectory",
         runtime={},
-        config_hash=config_hash({"data": ctx.data, "model": ctx.model, "prune": prune, "budget": target}),
-        extra={"budget": target, "step": int(row["step"]), "member_of": slot},
+        config_hash=config_hash({"data": ctx.data, "model": ctx.model, "prune": prune, "target": target}),
+        extra={"target": target, "step": int(row["step"])},
     ).write(out / "metrics.json")
     log.info(
         "target %.3g: step %d, %s, %d params, test error %.4f",

@@ -77,7 +77,7 @@ def train(
         result,
         rt,
         recipe=p.recipe.to_dict(),
-        extra={**p.extra, "member_of": slot, "regulariser": regulariser or None},
+        extra={**p.extra, "regulariser": regulariser or None},
         slices=slices,
         seeds={"run": run_seed, "init": derive_seed(run_seed, "init")},
         inputs=inputs,
