@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -357,3 +359,27 @@ def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path)
     claims = pd.read_csv(tmp_path / p.table(experiment="tiny-magnitude", table="claims")).set_index("claim")
     # the long base shares nothing with the seed's Scratch-B but the seed's label: an unpaired comparison
     assert not claims.loc["blog-long-base", "paired"] and claims.loc["blog-long-base", "n_seeds"] == 1
+
+
+def test_the_readmes_compare_command_works_as_written(default_run, tmp_path):
+    """The README's command, OLD and NEW replaced by two copies of the default run: identical, then one number
+    changed in the copy is found."""
+    import shlex
+    import shutil
+
+    work, _ = default_run
+    readme = (ROOT / "README.md").read_text()
+    command = next(
+        line for line in readme.splitlines() if line.startswith("python workflow/scripts/compare_results.py")
+    )
+    shutil.copytree(work / "results", tmp_path / "results")
+    argv = [a.replace("OLD", str(work)).replace("NEW", str(tmp_path)) for a in shlex.split(command)]
+    script = [sys.executable, str(ROOT / argv[1]), *argv[2:]]
+    same = subprocess.run(script, capture_output=True, text=True)
+    assert same.returncode == 0 and "identical" in same.stdout, same.stdout + same.stderr
+    runs = tmp_path / P.runs(experiment="resnet-l1")
+    frame = pd.read_csv(runs)
+    frame.loc[0, "test_error"] += 0.01
+    frame.to_csv(runs, index=False)
+    changed = subprocess.run(script, capture_output=True, text=True)
+    assert changed.returncode == 1 and "resnet-l1/runs.csv: column test_error differs in 1 of" in changed.stdout

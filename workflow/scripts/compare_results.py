@@ -2,8 +2,9 @@
 
     python workflow/scripts/compare_results.py OLD_STUDY_DIR NEW_STUDY_DIR [--experiment NAME]
 
-OLD may be a round-1 result folder (one experiment at the study's top, budget-named folders): its
-trajectories are found by glob, its columns ``block``/``mids`` are read as ``group``/``widths``.
+Every experiment of the new study is compared (or the one named). OLD may be a round-1 result folder
+(one experiment at the study's top): its columns ``block``/``mids``/``budget`` are read as
+``group``/``widths``/``target``.
 Ignored: timing columns (they measure the machine), paths, and provenance that names the code or
 the config's spelling (git commit, config hash). Exit status 1 on any difference.
 """
@@ -19,7 +20,7 @@ import pandas as pd
 TIMING = {"elapsed_s", "wall_time_s", "throughput_img_s", "latency_ms"}
 PATHS = {"path", "checkpoint"}
 PROVENANCE = {"git_commit", "config_hash", "experiment"}
-RENAMED = {"block": "group", "mids": "widths"}
+RENAMED = {"block": "group", "mids": "widths", "budget": "target"}
 
 
 def _frame(path: Path) -> pd.DataFrame:
@@ -45,19 +46,33 @@ def compare(old: Path, new: Path, what: str, keys: list[str] | None = None) -> l
     return out
 
 
+def experiments(study: Path, name: str | None) -> list[str]:
+    """The experiment folders to compare: the one named, else every folder of ``study`` with a runs table
+    (an old single-experiment layout has its runs table at the top: compared as it is, named '.')."""
+    if name:
+        return [name]
+    found = sorted(p.parent.name for p in study.glob("*/runs.csv"))
+    return found or ["."]
+
+
+def compare_experiment(old: Path, new: Path) -> list[str]:
+    """The runs table and every trajectory of one experiment (one-shot experiments have none)."""
+    diffs = compare(old / "runs.csv", new / "runs.csv", f"{new.name}/runs.csv", ["arm", "target", "member", "seed"])
+    for t in sorted(old.glob("prune/seed*/trajectory.csv")):
+        diffs += compare(t, new / t.relative_to(old), f"{new.name}/{t.relative_to(old)}")
+    return diffs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("old", type=Path)
-    p.add_argument("new", type=Path)
-    p.add_argument("--experiment", help="the experiment folder inside NEW (default: NEW itself)")
+    p.add_argument("old", type=Path, help="the old study folder (results/<study>), or an old experiment folder")
+    p.add_argument("new", type=Path, help="the new study folder")
+    p.add_argument("--experiment", help="compare this experiment only (default: every experiment of NEW)")
     args = p.parse_args()
-    new = args.new / args.experiment if args.experiment else args.new
-    diffs = compare(args.old / "runs.csv", new / "runs.csv", "runs.csv", ["arm", "target", "member", "seed"])
-    old_traj = sorted(args.old.glob("prune/seed*/trajectory.csv"))
-    if not old_traj:
-        diffs.append("no trajectory.csv in OLD")
-    for t in old_traj:
-        diffs += compare(t, new / t.relative_to(args.old), str(t.relative_to(args.old)))
+    diffs = []
+    for name in experiments(args.new, args.experiment):
+        old = args.old / name if (args.old / name / "runs.csv").exists() else args.old
+        diffs += compare_experiment(old, args.new / name)
     sys.exit(1 if diffs else 0)
 
 
