@@ -25,11 +25,11 @@ from prunestudy.training.runtime import Runtime
 def test_the_test_split_is_evaluated_once_after_the_final_epoch_and_reported_as_test(digits, monkeypatch):
     calls = []
 
-    def fake_evaluate(model, data, split, rt, batch_size=1000):
-        calls.append("test" if split is data.test else "val" if split is data.val else "other")
-        return {"val": 0.25, "test": 0.75}[calls[-1]]
+    def fake_split_error(forward, model, source, split, rt, part):
+        calls.append(split)
+        return {"val": 0.25, "test": 0.75}[split]
 
-    monkeypatch.setattr(train_mod, "evaluate", fake_evaluate)
+    monkeypatch.setattr(train_mod, "_split_error", fake_split_error)
     result = fit(
         wrn(10, 1, in_channels=1, image_size=8),
         digits,
@@ -68,21 +68,21 @@ def test_a_recipe_round_trips_through_the_config_form():
 
 def test_fit_trains_each_epoch_at_that_epochs_rate(digits, monkeypatch):
     seen: dict[int, set[float]] = {}
-    real = train_mod.train_step
+    real = train_mod.step
 
-    def spy(model, opt, data, rt, batch, aug, hooks=None):
+    def spy(model, opt, rt, x, y, hooks=None):
         seen.setdefault(len(seen_epochs), set()).add(opt.lr)
-        return real(model, opt, data, rt, batch, aug, hooks)
+        return real(model, opt, rt, x, y, hooks)
 
     seen_epochs: list[int] = []
-    real_eval = train_mod.evaluate
+    real_eval = train_mod._split_error
 
     def count_epochs(*a, **k):
         seen_epochs.append(1)
         return real_eval(*a, **k)
 
-    monkeypatch.setattr(train_mod, "train_step", spy)
-    monkeypatch.setattr(train_mod, "evaluate", count_epochs)
+    monkeypatch.setattr(train_mod, "step", spy)
+    monkeypatch.setattr(train_mod, "_split_error", count_epochs)
     recipe = Recipe(epochs=4, batch_size=256, lr=0.1, milestones=(1, 3), gamma=0.5)
     fit(wrn(10, 1, in_channels=1, image_size=8), digits, recipe, Augment(), seed=0, rt=Runtime.pick("cpu"))
     assert [sorted(seen[e]) for e in range(4)] == [[0.1], [0.05], [0.05], [0.025]]
@@ -144,7 +144,7 @@ def _curve_runs(errors: dict[str, tuple[float, float]], seeds=(1, 2, 3, 4, 5, 6)
 def test_claims_read_each_comparison_in_the_claims_own_orientation():
     """Curves in every orientation: the effect is always the error of what the claim calls worse minus what it
     calls better, whichever family sorts first; the run-level tables are made by hand."""
-    from prunestudy.analysis.claims import COMPARISONS
+    from prunestudy.analysis.claims import comparisons
     from prunestudy.analysis.stats import units_table
 
     runs = _curve_runs(
@@ -156,7 +156,7 @@ def test_claims_read_each_comparison_in_the_claims_own_orientation():
             SCALED: (0.08, 0.06),
         }
     )
-    units = units_table(runs, COMPARISONS, grid_points=3)
+    units = units_table(runs, comparisons(), grid_points=3)
     trained = {"base", PRUNED, SCRATCH_E, WIDTH, BOTTLENECK, SCALED}  # no Scratch-B in these runs
     t = claims_table({"e": (trained, units)}, alpha=0.05, margin=0.005, resolution=1e-4)
     t = t.set_index("claim")

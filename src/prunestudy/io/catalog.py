@@ -27,10 +27,42 @@ FILES: dict[str, tuple[str, ...]] = {
 }
 
 
-def missing_files(data: dict) -> str | None:
-    """What is missing of the configured dataset under ``data.root`` (None when complete or downloadable)."""
+# ImageFolder datasets: the folders that must hold one folder of images per class, under data.root
+FOLDERS: dict[str, tuple[str, ...]] = {"imagenet": ("train", "val")}
+IMAGEFOLDER_LAYOUT = (
+    "<root>/train/<class>/*.JPEG and <root>/val/<class>/*.JPEG (the official val set sorted into class folders)"
+)
+
+
+def missing_folders(root: str, folders: tuple[str, ...] = FOLDERS["imagenet"], name: str = "imagenet") -> str | None:
+    """What is missing of an ImageFolder dataset under ``root`` (None when every folder holds classes).
+
+    Checks directories only (not the images), so it is cheap enough for the config check before any job.
+    """
     from pathlib import Path
 
+    for sub in folders:
+        folder = Path(root) / sub
+        if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+            what = "is not a folder" if not folder.is_dir() else "holds no class folders"
+            return (
+                f"{name} not found under data.root={str(root)!r}: expected the folder {folder} ({what}). "
+                f"The layout is {IMAGEFOLDER_LAYOUT}. Nothing is downloaded: obtain ImageNet (ILSVRC2012) from "
+                "image-net.org and arrange it this way."
+            )
+    return None
+
+
+def missing_files(data: dict) -> str | None:
+    """What is missing of the configured dataset under ``data.root`` (None when complete or downloadable).
+
+    An ImageFolder dataset (ImageNet) is never downloadable: its folders are checked whatever
+    ``data.download`` says.
+    """
+    from pathlib import Path
+
+    if data["name"] in FOLDERS:
+        return missing_folders(data["root"], FOLDERS[data["name"]], data["name"])
     wanted = FILES.get(data["name"], ())
     missing = [f for f in wanted if not (Path(data["root"]) / f).is_file()]
     if not missing or data["download"]:
@@ -61,7 +93,7 @@ def count_test_images(data: dict) -> int:
 DATASETS: dict[str, DatasetInfo] = {
     # digits: pixel values 0..16; mean/std measured on the whole set
     "digits": DatasetInfo(10, 1, 8, 16, (0.30,), (0.38,), 1797, 174),
-    # CIFAR: Crowley et al.'s recipe A statistics, one pipeline everywhere (STUDY.md section 6.8)
+    # CIFAR: Crowley et al.'s recipe A statistics, one pipeline everywhere (docs/deviations.md)
     "cifar10": DatasetInfo(
         10,
         3,
@@ -84,4 +116,7 @@ DATASETS: dict[str, DatasetInfo] = {
         500,
         10000,
     ),
+    # ImageNet (ILSVRC2012): 1,281,167 training images (the rarest class has 732), 50,000 val images used as
+    # the test split; torchvision's mean/std, 224 crops (training random-resized, evaluation centred)
+    "imagenet": DatasetInfo(1000, 3, 224, 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1281167, 732, 50000),
 }

@@ -4,22 +4,43 @@ Every dataset becomes three :class:`Split` s. The validation split is carved out
 set (stratified, from a fixed ``split_seed``) and serves all selection; the test split serves only
 reporting. Normalisation and augmentation happen per batch on the training device, so the hot loop
 has no per-sample Python and no DataLoader workers.
+
+The training loop reads any data source through :class:`Batches`: :class:`InMemory` serves these
+datasets, :class:`~prunestudy.training.imagefolder.ImageFolderData` streams ImageNet from disk (what
+:func:`load` returns for ``imagenet``). Under data-parallel training a :class:`Shard` says which rows
+of every global batch this process computes.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from prunestudy.io.catalog import DATASETS, held_out
 
+if TYPE_CHECKING:
+    from prunestudy.training.imagefolder import ImageFolderData
+
 
 class DataError(RuntimeError):
     """Data that is missing or malformed, with a message that says where it should be."""
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from a run's identity, e.g. ``derive_seed(seed, "init", arm)``.
+
+    Defined here rather than in the loop so that every data source (in memory, ImageFolder) orders an
+    epoch from the same seed without importing the loop (also importable from ``training.loop``).
+    """
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass
@@ -95,6 +116,56 @@ class Batch:
     shift: torch.Tensor | None = None  # 2 x n: row and column offsets of the crop
     flip: torch.Tensor | None = None  # n bools
 
+    def shard(self, shard: Shard) -> Batch:
+        """This process's rows of the batch, with their own augmentation draws (itself in one process)."""
+        if shard.world == 1:
+            return self
+        shift = None if self.shift is None else shard.take(self.shift, dim=1)
+        return Batch(shard.take(self.idx), shift, None if self.flip is None else shard.take(self.flip))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which part of the data this process computes under data-parallel training (``rank`` of ``world``).
+
+    Training: every rank draws the same global batch, in the order one process draws it, and keeps rows
+    ``[rank * b / world, (rank + 1) * b / world)``: the shards are disjoint and cover the batch, so the
+    world size decides who computes a sample, never which samples a step sees. Evaluation: contiguous,
+    near-equal parts of the split's index range (they need not be equal: correct counts are summed).
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"rank {self.rank} is not among the {self.world} processes")
+
+    def rows(self, n: int) -> slice:
+        """This rank's rows of a global batch of ``n``; refuses a batch that does not split evenly."""
+        if n % self.world:
+            raise ValueError(
+                f"a batch of {n} does not split evenly over {self.world} processes; "
+                f"choose a batch size that is a multiple of the number of processes (GPUs)"
+            )
+        per = n // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def take(self, t: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """This rank's rows of ``t`` along ``dim`` (the batch axis)."""
+        if self.world == 1:
+            return t
+        rows = self.rows(t.shape[dim])
+        return t.narrow(dim, rows.start, rows.stop - rows.start)
+
+    def part(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """This rank's indices of a split of ``n`` images, for evaluation (all of them in one process)."""
+        idx = torch.arange(n, device=device)
+        return idx if self.world == 1 else idx.tensor_split(self.world)[self.rank]
+
+
+WHOLE = Shard()  # one process: every row of every batch
+
 
 def _draw(n: int, aug: Augment, gen: torch.Generator) -> list[torch.Tensor]:
     """A batch's crop offsets and flips, in the order the loop has always drawn them (results stay bit-identical)."""
@@ -146,6 +217,76 @@ def apply_augment(x: torch.Tensor, aug: Augment, shift: torch.Tensor, flip: torc
     flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
     out = x.reshape(n, c, h * w).gather(2, flat).view(n, c, h, w)
     return out if valid is None else torch.where(valid, out, torch.zeros((), dtype=out.dtype, device=dev))
+
+
+def prepare(data: Dataset, split: Split, batch: Batch, aug: Augment | None = None) -> torch.Tensor:
+    """Gather the batch, augment the raw pixels (when it has draws), normalise, and lay out channels_last."""
+    raw = split.x[batch.idx]
+    if aug is not None and batch.shift is not None:
+        raw = apply_augment(raw, aug, batch.shift, batch.flip)
+    return data.normalize(raw).contiguous(memory_format=torch.channels_last)
+
+
+class Batches(Protocol):
+    """A data source the training loop only iterates: ready (x, y) batches on the device, x normalised
+    and channels_last, so the loop need not know whether images live in memory or on disk.
+
+    ``train_batches`` depends only on (epoch, batch_size, seed) (and the shard), never on earlier calls:
+    that is what makes a resumed run bit-identical. ``batch_size`` is the global batch; ``shard`` keeps
+    this process's rows of each (:class:`Shard`). ``eval_batches`` covers the shard's part of ``split``
+    in index order, unaugmented, with a partial last batch, of ``eval_batch_size`` images.
+    """
+
+    eval_batch_size: int
+
+    def size(self, split: str) -> int: ...
+
+    def train_batches(
+        self, epoch: int, batch_size: int, seed: int, device: torch.device | str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def eval_batches(
+        self, split: str, batch_size: int, device: torch.device | str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A :class:`Dataset` (already on the device) as :class:`Batches`, with exactly the generator calls
+    the loop has always made: one generator per epoch seeded from ``derive_seed(seed, "epoch", epoch)``
+    draws the permutation and then every batch's augmentation (:func:`draw_batches`), so one process's
+    results stay bit-identical and every rank of a data-parallel job draws the same global batches."""
+
+    data: Dataset
+    aug: Augment = Augment()
+    eval_batch_size: int = 1000
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")
+        return getattr(self.data, name)
+
+    def size(self, split: str) -> int:
+        return len(self.split(split))
+
+    def train_batches(
+        self, epoch: int, batch_size: int, seed: int, device: torch.device | str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
+        train = self.data.train
+        for batch in draw_batches(epoch_batches(len(train), batch_size, gen), self.aug, gen, device):
+            mine = batch.shard(shard)
+            yield prepare(self.data, train, mine, self.aug), train.y[mine.idx]
+
+    def eval_batches(
+        self, split: str, batch_size: int, device: torch.device | str, shard: Shard = WHOLE
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        s = self.split(split)
+        for idx in shard.part(len(s), device).split(batch_size):
+            yield prepare(self.data, s, Batch(idx)), s.y[idx]
 
 
 def stratified_split(y: np.ndarray, fraction: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,10 +363,23 @@ def load(
     val: float | int = 0.1,
     test: float | int = 0.2,
     split_seed: int = 0,
-) -> Dataset:
-    """Load ``name`` into memory. ``test`` applies to digits only; CIFAR keeps its official test set."""
+    options: Mapping[str, Any] | None = None,
+) -> Dataset | ImageFolderData:
+    """Load ``name``: digits and CIFAR into memory, ImageNet as an index of its files that streams batches.
+
+    ``test`` applies to digits only; CIFAR and ImageNet keep their official test (ImageNet: val) sets.
+    ``options`` are :class:`~prunestudy.training.imagefolder.ImageFolderData`'s (crop, resize, workers),
+    for ImageNet only; nothing of ImageNet is downloaded, whatever ``download`` says.
+    """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    if name == "imagenet":
+        # imported here: it needs torchvision's decoders, which the in-memory datasets never load
+        from prunestudy.training.imagefolder import ImageFolderData
+
+        return ImageFolderData(root, val, split_seed, **dict(options or {}))
+    if options:
+        raise DataError(f"data options {sorted(options)} apply to imagenet only, not {name}")
     i = DATASETS[name]
     splits = _digits(val, test, split_seed) if name == "digits" else _cifar(name, root, download, val, split_seed)
     return Dataset(name, *splits, i.num_classes, i.in_channels, i.image_size, i.pixel_max, i.mean, i.std)

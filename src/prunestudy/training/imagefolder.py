@@ -55,14 +55,22 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
 
-from prunestudy.training.data import DataError, _norm_constants, epoch_batches, stratified_split
-from prunestudy.training.loop import derive_seed
+from prunestudy.io import catalog
+from prunestudy.training.data import (
+    WHOLE,
+    DataError,
+    Shard,
+    _norm_constants,
+    derive_seed,
+    epoch_batches,
+    stratified_split,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EXTENSIONS = (".jpeg", ".jpg", ".png")  # ImageNet's train set holds a PNG named .JPEG; decode_image reads both
 SPLITS = ("train", "val", "test")
-LAYOUT = "<root>/train/<class>/*.JPEG and <root>/val/<class>/*.JPEG (the official val set sorted into class folders)"
+LAYOUT = catalog.IMAGEFOLDER_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -89,20 +97,9 @@ class Index:
 
 
 def missing_folders(root: str | os.PathLike) -> str | None:
-    """What is missing of an ImageFolder dataset under ``root`` (None when both folders hold classes).
-
-    Checks only directories, so it is cheap enough for a config check before any job starts.
-    """
-    for name in ("train", "val"):
-        folder = Path(root) / name
-        if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
-            what = "is not a folder" if not folder.is_dir() else "holds no class folders"
-            return (
-                f"imagenet not found under data.root={str(root)!r}: expected the folder {folder} ({what}). "
-                f"The layout is {LAYOUT}. Nothing is downloaded: obtain ImageNet (ILSVRC2012) from "
-                "image-net.org and arrange it this way."
-            )
-    return None
+    """What is missing of an ImageFolder dataset under ``root`` (None when both folders hold classes):
+    the config check's test (:func:`prunestudy.io.catalog.missing_folders`), so both say the same."""
+    return catalog.missing_folders(str(root))
 
 
 def scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], Index]:
@@ -254,6 +251,7 @@ class ImageFolderData:
         mean: tuple[float, ...] = IMAGENET_MEAN,
         std: tuple[float, ...] = IMAGENET_STD,
         workers: int = 0,
+        eval_batch_size: int = 256,
     ):
         if problem := missing_folders(root):
             raise DataError(problem)
@@ -265,6 +263,7 @@ class ImageFolderData:
         self._check_every_class(val_size)
         self.transform = Transform(crop, resize, scale)
         self.mean, self.std, self.workers = mean, std, workers
+        self.eval_batch_size = eval_batch_size  # a worker decodes a whole batch: small ones keep the pipe full
 
     def _check_every_class(self, val_size: float | int) -> None:
         """Selection on a split that lacks a class is silently biased: refuse it."""
@@ -290,14 +289,27 @@ class ImageFolderData:
         return getattr(self, name)
 
     def batches(
-        self, split: str, batch_size: int, *, seed: int = 0, epoch: int = 0, train: bool | None = None
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+        train: bool | None = None,
+        shard: Shard = WHOLE,
     ) -> list[torch.Tensor]:
         """The indices of each batch: training order is a seeded permutation cut into full batches
-        (as :func:`loop.fit`), evaluation order is the index order with a partial last batch."""
+        (as :func:`loop.fit`), evaluation order is the index order with a partial last batch.
+
+        ``shard``: this process's rows of every global training batch, or its contiguous part of the
+        split for evaluation. A sample's crop and flip depend on its index alone, so a rank's images are
+        pixel for pixel the rows one process would have in the same batch.
+        """
         n = len(self.split(split))
         if train if train is not None else split == "train":
-            return epoch_batches(n, batch_size, torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch)))
-        return list(torch.arange(n).split(batch_size))
+            order = epoch_batches(n, batch_size, torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch)))
+            return [shard.take(b) for b in order]
+        return list(shard.part(n).split(batch_size))
 
     def loader(
         self,
@@ -311,15 +323,17 @@ class ImageFolderData:
         normalize: bool = False,
         pin_memory: bool = False,
         start: int = 0,
+        shard: Shard = WHOLE,
     ) -> DataLoader:
         """One epoch of ``split`` as (x, y) batches: x uint8 NCHW (float, standardised, if ``normalize``).
 
         ``train`` (default: the train split) draws the epoch's order and each sample's crop and flip
         from ``seed`` and ``epoch``; otherwise the order is fixed and the transform is resize + centre
-        crop. ``start`` skips the first batches without decoding them, to resume within an epoch.
+        crop. ``start`` skips the first batches without decoding them, to resume within an epoch;
+        ``shard`` keeps this process's part of each (:meth:`batches`).
         """
         train = train if train is not None else split == "train"
-        order = self.batches(split, batch_size, seed=seed, epoch=epoch, train=train)[start:]
+        order = self.batches(split, batch_size, seed=seed, epoch=epoch, train=train, shard=shard)[start:]
         return DataLoader(
             _Images(self.split(split), self.transform, seed),
             batch_sampler=_Order(order, epoch if train else None),
@@ -342,21 +356,23 @@ class ImageFolderData:
         return len(self.split(split))
 
     def train_batches(
-        self, epoch: int, batch_size: int, seed: int, device: torch.device
+        self, epoch: int, batch_size: int, seed: int, device: torch.device | str, shard: Shard = WHOLE
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """An epoch of training batches on ``device``, normalised and channels_last, as the step wants them."""
-        yield from self._on(device, self.loader("train", batch_size, seed=seed, epoch=epoch, **self._io(device)))
+        """An epoch of training batches on ``device``, normalised and channels_last, as the step wants them
+        (``batch_size`` is the global batch; ``shard`` keeps this process's rows of each)."""
+        loader = self.loader("train", batch_size, seed=seed, epoch=epoch, shard=shard, **self._io(device))
+        yield from self._on(device, loader)
 
     def eval_batches(
-        self, split: str, batch_size: int, device: torch.device
+        self, split: str, batch_size: int, device: torch.device | str, shard: Shard = WHOLE
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``split`` in index order, unaugmented, on ``device``."""
-        yield from self._on(device, self.loader(split, batch_size, train=False, **self._io(device)))
+        """``split`` (``shard``'s part of it) in index order, unaugmented, on ``device``."""
+        yield from self._on(device, self.loader(split, batch_size, train=False, shard=shard, **self._io(device)))
 
-    def _io(self, device: torch.device) -> dict:
+    def _io(self, device: torch.device | str) -> dict:
         return {"workers": self.workers, "pin_memory": torch.device(device).type == "cuda"}
 
-    def _on(self, device: torch.device, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _on(self, device: torch.device | str, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """uint8 crosses to the device (a quarter of float's bytes), and is normalised there."""
         for x, y in loader:
             x = self.normalize(x.to(device, non_blocking=True))

@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from prunestudy.training.data import Augment, Batch, Dataset, Split, apply_augment
+from prunestudy.training.data import Augment, Batch, Dataset, Split, prepare
+
+if TYPE_CHECKING:
+    from prunestudy.training import gpus
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,7 @@ class Runtime:
             raise RuntimeError("device: cuda was requested but no CUDA device is available")
         if requested == "cpu":
             return cls(torch.device("cpu"))
-        from prunestudy.training import gpus
-
-        held = gpus.claim(gpus.visible_devices(), jobs_per_gpu, exclusive=alone)
+        held = _claim_gpu(jobs_per_gpu, alone)
         _HELD.append(held)  # held until the process exits
         torch.cuda.set_device(held.index)
         deterministic_cuda()
@@ -93,13 +95,25 @@ class Runtime:
 
     def batch(self, data: Dataset, split: Split, batch: Batch, aug: Augment | None = None) -> torch.Tensor:
         """Gather the batch, augment the raw pixels (when it has draws), normalise, and lay out for the device."""
-        raw = split.x[batch.idx]
-        if aug is not None and batch.shift is not None:
-            raw = apply_augment(raw, aug, batch.shift, batch.flip)
-        return data.normalize(raw).contiguous(memory_format=torch.channels_last)
+        return prepare(data, split, batch, aug)
 
 
 _HELD: list = []  # GPU claims of this process (see prunestudy.training.gpus)
+
+
+def _claim_gpu(jobs_per_gpu: int, alone: bool) -> gpus.Claim:
+    """One process's GPU. A rank of a data-parallel job takes its own device whole (every slot, waiting
+    for their holders), so no other job of the workflow shares it and two ranks never share one; a lone
+    job takes a free slot of any device (:func:`prunestudy.training.gpus.claim`)."""
+    from prunestudy.training import distributed, gpus
+
+    devices = gpus.visible_devices()
+    launch = distributed.from_env()
+    if launch.world_size == 1:
+        return gpus.claim(devices, jobs_per_gpu, exclusive=alone)
+    index = distributed.gpu_index(launch, len(devices))
+    held = gpus.claim([devices[index]], jobs_per_gpu, exclusive=True)
+    return gpus.Claim(index, held.slots, held.files)
 
 
 def deterministic_cuda() -> None:
