@@ -62,7 +62,7 @@ def test_json_round_trip_and_a_family_named_stable_id(name):
     assert pruned.spec_id != spec.spec_id
 
 
-# DenseNet-BC-100 and its Z rows: STUDY.md section 4 (reference model code, re-derived by layer arithmetic)
+# DenseNet-BC-100 and its Z rows: the reference model code's counts, re-derived by layer arithmetic
 @pytest.mark.parametrize(("z", "params"), [(1.0, 769_162), (0.75, 599_818), (0.5, 430_474), (0.25, 261_130)])
 def test_densenet_bc_100_counts_match_study(z, params):
     spec = densenet(100, 12, bc=True, bottleneck=z)

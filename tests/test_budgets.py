@@ -32,7 +32,7 @@ def test_scratch_b_takes_the_ratio_from_the_pruned_spec():
 def test_family_members_from_the_model_options():
     data = {"name": "cifar10"}
     wrn40 = {"family": "wrn", "depth": 40, "width": 2}
-    assert member_spec(wrn40, data, "width", 1).param_count() == 563_930  # STUDY.md: WRN-40-1
+    assert member_spec(wrn40, data, "width", 1).param_count() == 563_930  # the reference code's WRN-40-1
     assert member_spec(wrn40, data, "bottleneck", 0.5).param_count() == 1_129_370  # WRN-40-2 Z=0.5
     bc100 = {"family": "densenet", "depth": 100, "bc": True}
     assert member_spec(bc100, data, "bottleneck", 0.25).param_count() == 261_130  # DenseNet-BC-100 Z=0.25

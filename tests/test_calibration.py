@@ -35,9 +35,10 @@ def _upper(rate: float, studies: int) -> float:
 
 
 def test_the_design_is_the_default_configs_holm_family(default):
-    # wrn-fisher 9 claims (Liu's two, Crowley's seven), vgg-slimming 3 (with guided), three others 2 each
-    assert default.claims == 18 and default.n_test == 449
-    assert default.paired.sum() == 11 and list(default.targets[:2]) == [3, 3]
+    # wrn-fisher 9 claims (Liu's two, Crowley's seven), vgg-slimming 3 (with guided), resnet-magnitude 4 (with
+    # the lottery claim at two learning rates, paired), two others 2 each
+    assert default.claims == 20 and default.n_test == 449
+    assert default.paired.sum() == 13 and list(default.targets[:2]) == [3, 3]
     assert sorted(set(default.theta)) == [-MARGIN, MARGIN]
 
 
@@ -65,7 +66,7 @@ def test_the_family_wise_rate_of_wrong_decisive_verdicts_stays_at_or_below_alpha
 
 def test_the_family_wise_rate_holds_for_the_liu_config_too():
     liu = _design("liu.yaml")
-    assert liu.claims == 33 and liu.n_test == 10000
+    assert liu.claims == 43 and liu.n_test == 10000
     assert cal.family_wise_error(liu, 0.003, 5, 20000, seed=3, alpha=ALPHA) <= ALPHA
 
 

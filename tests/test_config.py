@@ -18,11 +18,16 @@ def _load(name: str) -> dict:
 
 
 def test_default_and_paper_configs_validate():
-    for name in ("config.yaml", "paper.yaml", "liu.yaml"):
+    for name in ("config.yaml", "paper.yaml", "liu.yaml", "liu-cifar100.yaml", "liu-imagenet.yaml"):
         c = validate(_load(name))
         assert c["seeds"] and all(e["name"] and e["targets"] for e in c["experiments"])
     methods = {e["method"] for e in validate(_load("liu.yaml"))["experiments"]}
     assert methods == {"slimming", "l1", "magnitude", "sss"}
+    c100 = validate(_load("liu-cifar100.yaml"))
+    assert c100["data"]["name"] == "cifar100" and {e["method"] for e in c100["experiments"]} == {
+        "slimming",
+        "magnitude",
+    }
 
 
 def test_defaults_are_filled_and_method_settings_come_from_the_methods_dataclass():
@@ -83,6 +88,31 @@ def test_guided_architectures_are_refused_for_magnitude_pruning_which_keeps_ever
     with pytest.raises(ConfigError, match=re.escape(f"'experiments[{i}].guided'") + ".*keeps every width"):
         validate(c)
     assert validate(_load("config.yaml"))["experiments"][0]["guided"] is False  # off unless asked for
+
+
+def test_lottery_tickets_are_refused_for_an_iterative_method():
+    c = copy.deepcopy(_load("config.yaml"))
+    c["experiments"][0]["lottery"] = {"lrs": [0.1]}  # wrn-fisher
+    with pytest.raises(ConfigError, match=re.escape("'experiments[0].lottery.lrs'") + ".*fisher is iterative"):
+        validate(c)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"device": "cpu"}, "need a GPU each; device is cpu"),
+        ({"gpu": {"per_job": 4, "jobs_per_gpu": 2}}, "set gpu.jobs_per_gpu to 1"),
+        ({"train": {"batch_size": 66}}, r"'train.batch_size': 66 images do not split evenly over gpu.per_job=4"),
+    ],
+)
+def test_a_data_parallel_job_is_refused_where_it_cannot_split(change, message):
+    c = {**_load("config.yaml"), "device": "cuda", "gpu": {"per_job": 4}}
+    validate(copy.deepcopy(c))  # the default's batch of 64 splits over 4 GPUs
+    c = copy.deepcopy({**c, **change})
+    if "train" in change:
+        c["train"] = {**_load("config.yaml")["train"], **change["train"]}
+    with pytest.raises(ConfigError, match=message):
+        validate(c)
 
 
 def test_splits_take_counts_or_fractions_that_leave_every_class_in_every_split():
@@ -315,6 +345,6 @@ def test_a_configfile_stands_alone_with_the_schemas_defaults(tmp_path):
     minimal["experiments"][0] |= {"prune": {"settings": {"A": {"ratios": [0.5, 0.5, 0.5]}}}, "targets": ["A"]}
     (tmp_path / "minimal.yaml").write_text(yaml.safe_dump(minimal))
     res = snakemake(tmp_path, tmp_path / "minimal.yaml", "-n", "--printshellcmds", cwd=tmp_path)
-    base_job = next(line for line in res.stdout.splitlines() if "prunestudy train --arm base" in line)
+    base_job = next(line for line in res.stdout.splitlines() if "prunestudy train --processes 1 --arm base" in line)
     assert "--device auto" in base_job and '"epochs":30' in base_job and '"milestones":[15,22,27]' in base_job
     assert "seed2" in res.stdout and "seed3" not in res.stdout  # the schema's seeds [1, 2], not digits' [1, 2, 3]

@@ -116,7 +116,7 @@ def test_killed_training_job_and_killed_workflow_resume_to_identical_results(ref
     proc = _start(tmp_path, config)
     resume = paths.train_resume(tmp_path / _base_dir())
     _wait_for(resume, "epoch", 2, proc)
-    assert _kill_jobs(tmp_path, "prunestudy train --arm base") >= 1
+    assert _kill_jobs(tmp_path, "prunestudy train --processes 1 --arm base") >= 1
     assert proc.wait(timeout=120) != 0
     assert resume.exists(), "Snakemake's cleanup of the failed job must leave the resume state alone"
     # 2. Run again until pruning is under way, then SIGKILL the whole Snakemake process group.

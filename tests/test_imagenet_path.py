@@ -99,3 +99,19 @@ def test_fit_trains_through_the_imagefolder_path_and_resumes_bit_identically(dat
     assert resumed.test_error == whole.test_error
     for (name, w), v in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(w, v), name
+
+
+def test_a_data_driven_method_reads_its_calibration_images_from_the_folders(data):
+    """ThiNet on an ImageNet ResNet: seeded calibration draws, decoded as evaluated, read by the pruning."""
+    from prunestudy.methods.thinet import ThiNet, ThiNetParams
+    from prunestudy.pruning.oneshot import calibration_batches, prune_once
+
+    a, b = (calibration_batches(data, 5, seed=3, batch_size=2) for _ in range(2))
+    assert [tuple(x.shape) for x in a] == [(2, 3, CROP, CROP), (2, 3, CROP, CROP), (1, 3, CROP, CROP)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and abs(float(torch.cat(a).mean())) < 3
+    assert not torch.equal(torch.cat(a), torch.cat(calibration_batches(data, 5, seed=4, batch_size=2)))
+    spec = _spec()
+    torch.manual_seed(0)
+    params = ThiNetParams(settings={"half": {"keep": 0.5}}, locations=2)
+    pruned = prune_once(spec.build().state_dict(), spec, ThiNet, "half", params, a)
+    assert pruned.spec.widths_vector == tuple(max(1, int(w * 0.5)) for w in spec.widths_vector)

@@ -1,18 +1,25 @@
 """Every rule that computes on a device is covered by the cluster profile: none falls back to the CPU
 partition's defaults (a 30-minute limit), as `guide` once did."""
 
+import importlib.util
 import re
+import subprocess
+from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
 
 
 def _device_rules() -> set[str]:
-    """The rules whose resources ask for a GPU slot (GPU_JOB), and the rules derived from them by `use rule`."""
-    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))
-    blocks = re.split(r"\n(?=rule |use rule )", text)
-    rules = {m.group(1) for b in blocks if "**GPU_JOB" in b and (m := re.match(r"rule (\w+):", b))}
+    """The rules whose resources ask for a GPU slot (GPU_JOB, or FIT_JOB for those that train), and the rules
+    derived from them by `use rule`."""
+    texts = [p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk"))]
+    text = "\n".join(texts)
+    blocks = [b for t in texts for b in re.split(r"\n(?=rule |use rule |[A-Z_]+ = )", t)]
+    asks = ("**GPU_JOB", "**FIT_JOB")
+    rules = {m.group(1) for b in blocks if any(a in b for a in asks) and (m := re.match(r"rule (\w+):", b))}
     derived = re.findall(r"use rule (\w+) as (\w+) with", text)
     while new := {child for parent, child in derived if parent in rules} - rules:  # children of children too
         rules |= new
@@ -27,6 +34,7 @@ def test_the_device_rules_are_the_ones_that_train_prune_or_time_networks():
         "family",
         "scaled",
         "guide",
+        "lottery",
         "prune_chunk",
         "oneshot",
         "oneshot_masked",
@@ -36,15 +44,92 @@ def test_the_device_rules_are_the_ones_that_train_prune_or_time_networks():
     }
 
 
-def test_the_slurm_profile_gives_every_device_rule_a_gpu_partition_and_threads():
+def test_the_slurm_profile_gives_every_device_rule_a_gpu_partition_and_leaves_gpus_and_cores_to_the_rule():
     profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
-    resources, threads = profile["set-resources"], profile["set-threads"]
+    resources = profile["set-resources"]
     missing = sorted(_device_rules() - set(resources))
     assert not missing, f"rules without set-resources in the SLURM profile: {missing}"
-    assert not sorted(_device_rules() - set(threads))
-    assert all(resources[r]["gpu"] >= 1 and resources[r]["slurm_partition"] == "gpu" for r in _device_rules())
+    assert all(resources[r]["slurm_partition"] == "gpu" and resources[r]["runtime"] >= 30 for r in _device_rules())
+    # the rule's gpu, nodes and cpus_per_task (gpu.per_job, threads) must reach sbatch, so the profile sets none
+    assert not [r for r in _device_rules() if {"gpu", "cpus_per_task", "nodes"} & set(resources[r])]
+
+
+class _Resources(dict):
+    __getattr__ = dict.__getitem__
+
+
+def _planned(tmp_path, *config: str, profile: str | None = None) -> dict[str, tuple[dict, str]]:
+    """Each rule's first job in a dry run: its resources (as snakemake resolved them) and its shell command."""
+    args = ["snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile"), "--configfile", *config]
+    args += ["--profile", str(ROOT / "workflow/profiles" / profile)] if profile else []
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    planned = {}
+    for block in re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out):
+        if (m := re.search(r"rule (\w+):", block)) and m.group(1) not in planned:
+            res = re.search(r"resources: (.*)", block)
+            pairs = (kv.split("=", 1) for kv in res.group(1).split(", ")) if res else ()
+            shell = re.search(r"Shell command: (.*)", block)
+            planned[m.group(1)] = (
+                {k: int(v) if v.isdigit() else v for k, v in pairs},
+                shell.group(1) if shell else "",
+            )
+    return planned
+
+
+def _sbatch(resources: dict) -> str:
+    """The sbatch line the SLURM executor plugin writes for a job with these resources."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    job = SimpleNamespace(resources=_Resources(resources), threads=resources["cpus_per_task"])
+    params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "", "partition": "-p gpu"}
+    params |= {"workdir": None}
+    return f"{get_submit_command(job, params)} {set_gres_string(job)}"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="pip install -e '.[slurm]' for the SLURM executor plugin",
+)
+def test_a_data_parallel_job_asks_slurm_for_its_gpus_on_one_node_and_starts_under_torchrun(tmp_path):
+    (tmp_path / "ddp.yaml").write_text("device: cuda\nthreads: 4\ngpu: {per_job: 4}\n")
+    planned = _planned(tmp_path, str(ROOT / "config/liu.yaml"), "ddp.yaml", profile="slurm")
+    resources, shell = planned["train_base"]
+    sbatch = _sbatch(resources)
+    assert "--gpus=4" in sbatch and "--nodes=1" in sbatch and "--cpus-per-task=16" in sbatch, sbatch
+    assert "--ntasks-per-gpu" not in sbatch  # one task: torchrun starts the four processes inside it
+    assert shell.startswith("torchrun --standalone --nproc-per-node 4 --no-python prunestudy train --processes 4 ")
+    for rule in ("scratch", "oneshot", "lottery"):
+        assert planned[rule][0]["gpu"] == 4 and planned[rule][1].startswith("torchrun "), rule
+    for rule in ("prune_chunk", "latency"):  # single-process jobs
+        assert planned.get(rule, ({"gpu": 1}, ""))[0]["gpu"] == 1
+    one = _planned(tmp_path, str(ROOT / "config/liu.yaml"), profile="slurm")["train_base"]
+    assert "--gpus=1" in _sbatch(one[0]) and "--nodes" not in _sbatch(one[0])
+    assert one[1].startswith("prunestudy train --processes 1 ")
 
 
 def test_the_workstation_profile_bounds_gpu_jobs_for_every_rule_alike():
     profile = yaml.safe_load((ROOT / "workflow/profiles/workstation/config.yaml").read_text())
     assert profile["resources"] == ["gpu=1"] and profile["cores"] == "all"
+
+
+def _input_params(text: str) -> list[str]:
+    """Every param expression of the rules that reads ``input`` (from ``lambda wc, input:`` to its end)."""
+    out = []
+    for m in re.finditer(r"lambda wc, input: ", text):
+        depth, i = 0, m.end()
+        while i < len(text) and not (depth == 0 and text[i] in ",\n" and i > m.end()):
+            depth += text[i] in "([{"
+            depth -= text[i] in ")]}"
+            i += 1
+        out.append(text[m.end() : i])
+    return out
+
+
+def test_no_config_value_hides_in_a_param_that_reads_input():
+    """Snakemake records no param that reads ``input``: a config value there would never trigger a rerun
+    (how Scratch-E/B once ignored a changed ``scratch_e`` or ``scratch_b``)."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))
+    found = _input_params(text)
+    assert found and all("input" in f for f in found)
+    assert not [f for f in found if re.search(r"config\[|EXPERIMENTS|BASES|SEEDS|wc\.", f)]

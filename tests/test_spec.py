@@ -4,7 +4,7 @@ import torch
 from prunestudy.arch import WRNSpec, spec_from_json, wrn
 from tests.conftest import tiny_spec
 
-# Learnable parameters from STUDY.md section 4 (reference model code, re-derived by layer arithmetic).
+# Learnable parameters of the reference model code (pytorch-prunes), re-derived by layer arithmetic.
 PUBLISHED = {
     (40, 2, 1.0): (2_243_546, 1344),
     (40, 1, 1.0): (563_930, 672),
@@ -30,7 +30,7 @@ def test_param_count_is_the_built_modules_learnable_params():
 
 
 def test_flops_match_reference_counters():
-    # STUDY.md: WRN-28-10 at 32x32, dense vs mid channels halved (2 FLOPs per multiply-add).
+    # WRN-28-10 at 32x32, dense vs mid channels halved (2 FLOPs per multiply-add; fvcore, ptflops agree).
     dense = wrn(28, 10)
     assert dense.flops() == 10_486_657_536
     assert dense.with_widths([m // 2 for m in dense.mids]).flops() == 5_272_613_376

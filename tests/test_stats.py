@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from prunestudy.analysis import stats
-from prunestudy.analysis.claims import COMPARISONS
+from prunestudy.analysis.claims import comparisons
 
 
 def _arms(shift: float, n_seeds: int = 6, targets=(0.2, 0.5), noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def test_identical_groups_are_not_called_different():
     runs = _arms(shift=0.0)
     table = stats.target_table(runs)
     assert (table["p_welch_holm"] > 0.05).all() and (table["p_mannwhitney_holm"] > 0.05).all()
-    paired = stats.paired_table(runs, COMPARISONS)
+    paired = stats.paired_table(runs, comparisons())
     assert ((paired["ci_low"] < 0) & (paired["ci_high"] > 0)).all()
 
 
@@ -44,7 +44,7 @@ def test_clearly_shifted_groups_are():
     tuned_vs = table[table["arm_a"] == "pruned"]
     assert (tuned_vs["p_welch_holm"] < 0.01).all() and (tuned_vs["diff"] > 0.015).all()
     assert (tuned_vs["hedges_g"] > 3).all()
-    paired = stats.paired_table(runs, COMPARISONS)
+    paired = stats.paired_table(runs, comparisons())
     assert len(paired) == 4 and (paired["n_seeds"] == 6).all()  # two comparisons at two targets
     assert (paired["ci_low"] > 0.015).all() and (paired["ci_high"] < 0.025).all()
 
@@ -104,10 +104,18 @@ def test_references_sit_beside_reproduced_numbers_only_when_dataset_model_method
         " verified: false, source: s}\n"
     )
     runs = pd.DataFrame(
-        {"arm": ["base", "base", "pruned"], "target": [None, None, 0.5], "test_error": [0.04, 0.06, 0.2]}
+        {
+            "arm": ["base", "base", "pruned"],
+            "target": [None, None, 0.5],
+            "test_error": [0.04, 0.06, 0.2],
+            "val_error": [0.05, 0.05, 0.2],
+            "best_val_error": [0.04, 0.05, None],  # the first base run's validation error was 1 pp lower once
+        }
     )
     table = references_table(tmp_path / "refs.yaml", runs, "cifar10", "WRN-40-2", "fisher")
     assert table.loc[0, "reproduced_error_pct"] == pytest.approx(5.0) and table.loc[0, "reproduced_n"] == 2
+    assert table.loc[0, "reproduced_best_epoch_pct"] == pytest.approx(4.5)  # (3 + 6) / 2
+    assert pd.isna(table.loc[2, "reproduced_best_epoch_pct"])  # no per-epoch validation: no estimate
     assert pd.isna(table.loc[1, "reproduced_error_pct"]) and table.loc[1, "reproduced_n"] == 0
     assert table.loc[2, "reproduced_error_pct"] == pytest.approx(20.0) and table.loc[3, "reproduced_n"] == 0
     assert not references_table(tmp_path / "refs.yaml", runs, "digits", "WRN-10-2", "fisher")["reproduced_n"].any()

@@ -180,3 +180,9 @@ def test_train_step_runs_a_methods_hooks_after_backward_and_after_the_step(digit
     assert torch.equal(seen[0][2], before)  # after backward, before the update
     # the zeroed gradient reached the step: with weight decay only, the weights shrink by lr * wd
     torch.testing.assert_close(seen[1][2], before * (1 - RECIPE.lr * RECIPE.weight_decay))
+
+
+def test_a_job_started_as_fewer_processes_than_its_config_asks_for_stops_before_training(cfg, tmp_path):
+    res = cli(*base_train_args(cfg, tmp_path / "out", 1, []), "--processes", "2", check=False)
+    assert res.returncode != 0 and "runs as 1 process(es) but gpu.per_job is 2" in res.stderr
+    assert "torchrun --standalone --nproc-per-node 2" in res.stderr and not (tmp_path / "out").exists()

@@ -169,7 +169,8 @@ def test_a_claim_applies_where_both_its_arms_are_trained_and_crowleys_only_with_
 
 
 def test_the_trained_arms_come_from_the_experiments_config():
-    e = {"guided": True, "long_base": False, "families": {"width": [1.0], "bottleneck": [], "scaled": {"targets": []}}}
+    e = {"guided": True, "guided_layer": False, "lottery": {"lrs": []}, "long_base": False}
+    e["families"] = {"width": [1.0], "bottleneck": [], "scaled": {"targets": []}}
     assert trained_arms(e) == PLAIN | {"guided", "uniform", "width"}
 
 

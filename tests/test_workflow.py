@@ -16,7 +16,8 @@ import yaml
 
 from prunestudy.analysis.claims import CLAIMS
 from prunestudy.io import paths
-from prunestudy.pruning import masks
+from prunestudy.io.artifacts import file_digest
+from prunestudy.pruning import arms, masks
 from tests.browser import CHROMIUM, WALK_REPORT, open_page
 from tests.conftest import ROOT
 from tests.workflow_helpers import planned_jobs, snakemake, write_config
@@ -81,7 +82,8 @@ def test_default_run_produces_every_artefact(default_run):
     study = pd.read_csv(work / P.study_table(table="claims"))
     assert set(study["verdict"]) <= {"supported", "contradicted", "inconclusive"}
     # one row per (claim, experiment) that can test it: Liu's two everywhere, the guided claim where guided
-    # architectures are trained, Crowley's where families are, the blog's control where a long base is
+    # architectures are trained, Crowley's where families are, the blog's control where a long base is, the
+    # lottery claim at each learning rate where lottery tickets are
     expected_rows = []
     for x in cfg["experiments"]:
         for c in CLAIMS:
@@ -91,6 +93,8 @@ def test_default_run_produces_every_artefact(default_run):
             }.get(c.id, "families" in x if c.families_only else True)
             if applies:
                 expected_rows.append((x["name"], c.id))
+        lrs = sorted(x.get("lottery", {}).get("lrs", []), reverse=True)  # then one lottery claim per rate
+        expected_rows += [(x["name"], paths.at_lr("liu-lottery", lr)) for lr in lrs]
     assert list(zip(study["experiment"], study["claim"], strict=True)) == expected_rows
     for x in cfg["experiments"]:  # each experiment's claims table is its rows of the study's, Holm included
         mine = pd.read_csv(work / P.table(experiment=x["name"], table="claims"))
@@ -145,13 +149,18 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
         runs = pd.read_csv(work / P.runs(experiment=e))
         counts = runs["arm"].value_counts().to_dict()
         guided = {"guided": n_seeds * n, "uniform": n_seeds * n} if exp.get("guided") else {}
+        lrs = exp.get("lottery", {}).get("lrs", [])
+        lottery = {arm: n_seeds * n * len(lrs) for arm in arms.LOTTERY} if lrs else {}
         assert counts == {
             "base": n_seeds * (n if exp["method"] == "sss" else 1),
             "pruned": n_seeds * n,
             "scratch-E": n_seeds * n,
             "scratch-B": n_seeds * n,
             **guided,
+            **lottery,
         }, (e, counts)
+        if lottery:
+            _check_lottery(work, runs, lrs, cfg["train"]["epochs"])
         if guided:  # the guided net is the seeds' mean widths; uniform has its params, trained as long
             g, u = (runs[runs["arm"] == a].set_index(["target", "seed"]) for a in ("guided", "uniform"))
             assert ((u["params"] - g["params"]).abs() <= 0.05 * g["params"]).all()
@@ -181,6 +190,21 @@ def test_default_run_prunes_once_with_each_of_liu_et_al_s_methods(default_run):
                     _, mask = masks.load(work / P.arch_mask(experiment=e, seed=seed, target=paths.target_label(t)))
                     dense = sum(m.numel() for m in mask.values())
                     assert sum(int((~m).sum()) for m in mask.values()) == int(dense * t)
+
+
+def _check_lottery(work: Path, runs: pd.DataFrame, lrs: list[float], epochs: int) -> None:
+    """Each lottery run trained at its learning rate for Scratch-E's epochs; each ticket from its own seed's
+    initial weights; one claim per learning rate."""
+    lottery = runs[runs["arm"].isin(arms.LOTTERY)]
+    assert sorted(lottery["lr"].unique()) == sorted(lrs) and (lottery["epochs"] == epochs).all()
+    base = runs[runs["arm"] == arms.BASE].set_index("seed")["path"]
+    for row in lottery.itertuples():
+        record = json.loads(Path(work / row.path).read_text())
+        assert record["recipe"]["lr"] == row.lr
+        if row.arm == arms.WINNING_TICKET:
+            assert record["inputs"]["init"] == file_digest(work / Path(base[row.seed]).with_name("init.pt"))
+    claims = pd.read_csv(work / P.table(experiment=runs["experiment"].iloc[0], table="claims"))
+    assert {paths.at_lr("liu-lottery", lr) for lr in lrs} <= set(claims["claim"])
 
 
 def _rules(jobs) -> Counter:
@@ -245,7 +269,18 @@ def test_adding_a_seed_runs_only_that_seeds_jobs_and_the_aggregations(default_ru
 def test_changing_scratch_epochs_reruns_only_scratch_arms_and_what_follows(default_run):
     work, _ = default_run
     jobs = planned_jobs(work, write_config(work / "scratch.yaml", **{"scratch_e.epochs": 12}))
-    assert set(_rules(jobs)) == {"scratch", *AGGREGATIONS}
+    assert set(_rules(jobs)) == {"scratch", "lottery", *AGGREGATIONS}  # the lottery arms train Scratch-E's epochs
+
+
+def test_adding_a_lottery_learning_rate_runs_only_its_lottery_runs_and_the_aggregations(default_run):
+    work, config = default_run
+    (i, e), *_ = [(i, e) for i, e in enumerate(_experiments(config)) if e.get("lottery", {}).get("lrs")]
+    lrs = [*e["lottery"]["lrs"], 0.05]
+    jobs = planned_jobs(work, write_config(work / "lr.yaml", **{f"experiments.{i}.lottery.lrs": lrs}))
+    lottery = [wc for r, wc in jobs if r == "lottery"]
+    n_seeds = len(yaml.safe_load(config.read_text())["seeds"])
+    assert len(lottery) == 2 * n_seeds * len(e["targets"]) and {wc["lr"] for wc in lottery} == {"0.05"}
+    assert {r for r, _ in jobs} - {"lottery"} <= AGGREGATIONS
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +358,20 @@ def test_paper_config_dry_runs_without_cifar(tmp_path):
     assert rules["family"] == n_seeds * (len(fam["width"]) + len(fam["bottleneck"]))
     assert rules["scaled"] == n_seeds * len(fam["scaled"]["targets"])
     assert rules["train_base"] == n_seeds and rules["trajectory_wrn40_2_fisher"] == n_seeds
+
+
+@pytest.mark.parametrize("name", ["liu.yaml", "liu-cifar100.yaml", "liu-imagenet.yaml"])
+def test_liu_configs_dry_run_without_their_data_with_every_lottery_job(tmp_path, name):
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    jobs = planned_jobs(tmp_path, ROOT / "config" / name)
+    n_seeds, experiments = len(cfg["seeds"]), cfg["experiments"]
+    lottery = sum(2 * len(e.get("lottery", {}).get("lrs", [])) * len(e["targets"]) for e in experiments)
+    assert _rules(jobs)["lottery"] == n_seeds * lottery
+    assert {wc["experiment"] for r, wc in jobs if r == "scratch"} == {e["name"] for e in experiments}
+    if lottery:
+        assert {(wc["arm"], wc["lr"]) for r, wc in jobs if r == "lottery"} == {
+            (a, lr) for a in arms.LOTTERY for lr in ("0.1", "0.01")
+        }
 
 
 def test_the_long_base_control_trains_as_long_as_the_longest_scratch_b(tmp_path):

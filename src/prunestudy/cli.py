@@ -42,9 +42,17 @@ def _context(p: argparse.ArgumentParser) -> None:
 CONTEXT = ("experiment", "seed", "data", "model", "device", "threads", "jobs_per_gpu", "compile")
 
 
+def _fits(p: argparse.ArgumentParser) -> None:
+    """A job that trains (and so may run data-parallel)."""
+    p.add_argument(
+        "--processes", type=int, default=1, help="the processes it must run as, one GPU each (config gpu.per_job)"
+    )
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one network (any arm) and write metrics.json and model.pt")
     _context(p)
+    _fits(p)
     p.add_argument("--arm", required=True, choices=TRAINED)
     p.add_argument("--recipe", type=_json, required=True)
     p.add_argument("--scratch-e", type=_json, help="the scratch_e slice (scratch arms, the long base)")
@@ -58,6 +66,9 @@ def _add_train(sub) -> None:
     p.add_argument("--guide", nargs="+", default=(), help="guided, uniform: every pruning seed's spec at the target")
     p.add_argument("--source-record", nargs="+", help="the metrics.json beside --arch, --mask or each --guide")
     p.add_argument("--source-expect", type=_json, help="the run each source comes from (JSON; a list for --guide)")
+    p.add_argument("--lr", type=float, help="a lottery arm's initial learning rate")
+    p.add_argument("--init", help="winning-ticket: the large network's init.pt (its initial weights)")
+    p.add_argument("--init-expect", type=_json, help="winning-ticket: the large network's run identity (JSON)")
     p.add_argument("--out", required=True)
     p.set_defaults(job="prunestudy.jobs.train:train")
 
@@ -65,6 +76,7 @@ def _add_train(sub) -> None:
 def _add_oneshot(sub) -> None:
     p = sub.add_parser("oneshot", help="prune the large network once to a target, then fine-tune it")
     _context(p)
+    _fits(p)
     p.add_argument("--method", required=True)
     p.add_argument("--prune", type=_json, required=True, help="the method's settings (JSON)")
     p.add_argument("--target", required=True)
@@ -167,9 +179,15 @@ def _job(path: str) -> Callable[..., None]:
 
 
 def dispatch(args: argparse.Namespace) -> None:
-    """Call the command's job: with a Context of the run when the command takes one, else with its options."""
+    """Call the command's job: a training job inside its process group (one process: a no-op); with a Context
+    of the run when the command takes one, else with its options."""
     kwargs = {k: v for k, v in vars(args).items() if k not in ("job", "command")}
-    if "model" in kwargs and "seed" in kwargs:
+    if "processes" in kwargs:
+        from prunestudy.jobs.common import data_parallel
+
+        with data_parallel(kwargs["device"], kwargs.pop("processes")):
+            dispatch(argparse.Namespace(**kwargs, job=args.job, command=args.command))
+    elif "model" in kwargs and "seed" in kwargs:
         from prunestudy.jobs.common import Context
 
         ctx = Context(**{k: kwargs.pop(k) for k in CONTEXT})

@@ -113,6 +113,7 @@ ONESHOT_NAMES = [n for n in EXPERIMENTS if kind(n) == ONESHOT]
 STRUCTURED = "|".join(n for n in ONESHOT_NAMES if produces(n) == SPEC) or "(?!)"
 UNSTRUCTURED = "|".join(n for n in ONESHOT_NAMES if produces(n) == MASK) or "(?!)"
 LONG = experiments_where(lambda e: e["long_base"])
+LOTTERY = experiments_where(lambda e: e["lottery"]["lrs"])
 
 
 def long_where(constraint):
@@ -137,12 +138,30 @@ wildcard_constraints:
     target=r"[A-Za-z0-9._-]+",
     regime="|".join(arms.SCRATCH),
     guide="|".join(arms.GUIDE),
+    lr=r"[0-9.e+-]+",
 
 
 # --- The template every job rule shares -----------------------------------------------------------
 ENV = "../envs/prunestudy.yaml"
 # how many jobs share a GPU is scheduling, not results: a resource (no rerun), never a param
-GPU_JOB = {"gpu": GPU, "jobs_per_gpu": JOBS_PER_GPU}
+# (cpus_per_task: what a cluster allocates, the job's threads; a workstation ignores it)
+GPU_JOB = {"gpu": GPU, "jobs_per_gpu": JOBS_PER_GPU, "cpus_per_task": config["threads"]}
+# A job that trains may be data-parallel (gpu.per_job processes, one GPU each, on one node): torchrun starts
+# its processes, it takes that many whole GPUs (workstation slots or SLURM --gpus, with --nodes 1) and a
+# core budget per process. prune_chunk and latency stay single-process (GPU_JOB).
+PER_JOB = config["gpu"]["per_job"]
+FIT_THREADS = config["threads"] * PER_JOB
+FIT_JOB = {
+    **GPU_JOB,
+    "gpu": GPU * PER_JOB,
+    "cpus_per_task": FIT_THREADS,
+    **({"nodes": 1} if PER_JOB > 1 else {}),
+}
+LAUNCH = (
+    f"torchrun --standalone --nproc-per-node {PER_JOB} --no-python "
+    if PER_JOB > 1
+    else ""
+)
 # the options of a job that computes: where, with how many threads, and its run's context
 CONTEXT = "--experiment {params.experiment} --seed {wildcards.seed} --data {params.data:q} --model {params.model:q}"
 RUN = (
@@ -152,9 +171,10 @@ RUN = (
 )
 
 
-def run_params(stage, model=None, experiment=None):
+def run_params(stage, model=None, experiment=None, fits=False):
     """The params of a job that computes: its stage's logic version, the data slice, the runtime settings,
-    and the experiment and model options (of the job's experiment unless given)."""
+    and the experiment and model options (of the job's experiment unless given); for a job that trains
+    (``fits``), the processes it runs as (they shape its BN batches, so a param)."""
     return {
         "logic": LOGIC[stage],
         "data": slice_json("data"),
@@ -163,6 +183,7 @@ def run_params(stage, model=None, experiment=None):
         "device": config["device"],
         "experiment": experiment or (lambda wc: wc.experiment),
         "model": model or exp_json("model"),
+        **({"processes": PER_JOB} if fits else {}),
     }
 
 
@@ -305,10 +326,13 @@ def run_slots(experiment):
             for t in targets(e):
                 path = f"{P.long_dir(experiment=e, seed=s, target=t)}/metrics.json"
                 out.append((path, identity(e, arms.PRUNED_LONG, s, t)))
-        for guide in arms.GUIDE if EXPERIMENTS[e]["guided"] else ():
+        for guide in (g for g in arms.GUIDE if g in TRAINED[e]):
             for t in targets(e):
                 path = P.guide_metrics(experiment=e, guide=guide, target=t, seed=s)
                 out.append((path, identity(e, guide, s, t)))
+        for arm, lr, t in lottery_runs(e):
+            path = P.lottery_metrics(experiment=e, arm=arm, lr=lr, target=t, seed=s)
+            out.append((path, identity(e, arm, s, paths.at_lr(t, lr))))
         for arm in arms.FAMILY_ARMS:
             for m in members(e, arm):
                 path = P.family_metrics(experiment=e, arm=arm, member=m, seed=s)
@@ -316,8 +340,21 @@ def run_slots(experiment):
     return out
 
 
+def lottery_runs(experiment):
+    """The (lottery arm, learning rate label, target) of every lottery run of one seed."""
+    lrs = EXPERIMENTS[experiment]["lottery"]["lrs"]
+    return [
+        (a, label(lr), t)
+        for a in arms.LOTTERY
+        for lr in lrs
+        for t in targets(experiment)
+    ]
+
+
 def beside(experiment, arm):
     """What the job of a run writes next to its metrics.json."""
+    if arm == arms.BASE:
+        return ("model.pt", "init.pt")
     if arm not in arms.TUNED:
         return ("model.pt",)
     if kind(experiment) == ITERATIVE:
@@ -382,6 +419,16 @@ def pruned_source(wc):
             experiment=wc.experiment, seed=wc.seed, target=wc.target
         ),
     }
+
+
+def lottery_sources(wc):
+    """What a lottery arm retrains (as a scratch arm does) and, for the winning ticket, the large network's
+    initial weights with the record its training wrote beside them."""
+    out = pruned_source(wc)
+    if wc.arm == arms.WINNING_TICKET:
+        base = {"base": base_of(wc), "seed": wc.seed}
+        out |= {"init": P.base_init(**base), "init_record": P.base_metrics(**base)}
+    return out
 
 
 def guide_sources(wc):

@@ -67,7 +67,8 @@ for _exp in ITERATIVE_NAMES:
 
 
 ONESHOT_CMD = (
-    "prunestudy oneshot "
+    LAUNCH
+    + "prunestudy oneshot --processes {params.processes} "
     + RUN
     + " --target {wildcards.target} --method {params.method} "
     "--prune {params.prune:q} --finetune {params.finetune:q} --base-model {input:q} "
@@ -88,11 +89,11 @@ rule oneshot:
         experiment=STRUCTURED,
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("prune"),
+        **run_params("prune", fits=True),
         method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         prune=exp_json("prune"),
         finetune=exp_json("finetune"),
@@ -125,7 +126,7 @@ use rule oneshot as oneshot_long with:
     wildcard_constraints:
         experiment=long_where(STRUCTURED),
     params:
-        **run_params("prune"),
+        **run_params("prune", fits=True),
         method=lambda wc: EXPERIMENTS[wc.experiment]["method"],
         prune=exp_json("prune"),
         finetune=exp_json("finetune"),

@@ -1,9 +1,12 @@
 # Every network trained from scratch is one call of `prunestudy train`; the rules differ only in their
-# outputs and their per-arm options (built by `flags`).
+# outputs and their per-arm options, built by `flags`: `flags` holds what comes from the config and the
+# wildcards, `sources` the paths of the inputs. Snakemake records no param that reads `input`, so a config
+# value must never hide in `sources`, or changing it would rerun nothing.
 TRAIN_CMD = (
-    "prunestudy train --arm {params.arm} "
+    LAUNCH
+    + "prunestudy train --processes {params.processes} --arm {params.arm} "
     + RUN
-    + " --recipe {params.recipe:q} {params.flags} "
+    + " --recipe {params.recipe:q} {params.flags} {params.sources} "
     "--out {params.out:q} > {log} 2>&1"
 )
 
@@ -12,18 +15,22 @@ rule train_base:
     output:
         metrics=P.base_metrics(),
         model=P.base_model(),
+        init=P.base_init(),
     log:
         P.log("train_base", "{base}", "seed{seed}"),
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train", model=base_json("model"), experiment=lambda wc: wc.base),
+        **run_params(
+            "train", model=base_json("model"), experiment=lambda wc: wc.base, fits=True
+        ),
         arm=arms.BASE,
         recipe=slice_json("train"),
         flags=lambda wc: flags(regulariser=BASES[wc.base]["regulariser"]),
+        sources="",
         out=subpath(output.metrics, parent=True),
     shell:
         TRAIN_CMD
@@ -41,19 +48,23 @@ rule train_long_base:
         experiment=LONG,
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train", model=lambda wc: canonical(BASES[base_of(wc)]["model"])),
+        **run_params(
+            "train",
+            model=lambda wc: canonical(BASES[base_of(wc)]["model"]),
+            fits=True,
+        ),
         arm=arms.BASE_LONG,
         recipe=slice_json("train"),
-        flags=lambda wc, input: flags(
+        flags=lambda wc: flags(
             regulariser=BASES[base_of(wc)]["regulariser"],
             scratch_e=config["scratch_e"],
             scratch_b=config["scratch_b"],
-            long_from=list(input),
         ),
+        sources=lambda wc, input: flags(long_from=list(input)),
         out=subpath(output.metrics, parent=True),
     shell:
         TRAIN_CMD
@@ -69,20 +80,66 @@ rule scratch:
         P.log("scratch", "{experiment}", "{regime}", "target{target}", "seed{seed}"),
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train"),
+        **run_params("train", fits=True),
         arm=lambda wc: arms.SCRATCH[wc.regime],
         recipe=slice_json("train"),
-        flags=lambda wc, input: flags(
+        flags=lambda wc: flags(
             scratch_e=config["scratch_e"],
             scratch_b=config["scratch_b"] if wc.regime == "B" else None,
-            **{"mask" if input.source.endswith(".pt") else "arch": input.source},
-            source_record=input.record,
             source_expect=source_expect(wc.experiment, wc.seed, wc.target),
             slot=wc.target,
+        ),
+        sources=lambda wc, input: flags(
+            **{"mask" if input.source.endswith(".pt") else "arch": input.source},
+            source_record=input.record,
+        ),
+        out=subpath(output[0], parent=True),
+    shell:
+        TRAIN_CMD
+
+
+rule lottery:
+    input:
+        unpack(lottery_sources),
+    output:
+        P.lottery_metrics(),
+        model=P.beside(P.lottery_metrics(), "model.pt"),
+    log:
+        P.log(
+            "lottery",
+            "{experiment}",
+            "{arm}",
+            "lr{lr}",
+            "target{target}",
+            "seed{seed}",
+        ),
+    wildcard_constraints:
+        experiment=LOTTERY,
+        arm="|".join(arms.LOTTERY),
+    conda:
+        ENV
+    threads: FIT_THREADS
+    resources:
+        **FIT_JOB,
+    params:
+        **run_params("train", fits=True),
+        arm=lambda wc: wc.arm,
+        recipe=slice_json("train"),
+        flags=lambda wc: flags(
+            scratch_e=config["scratch_e"],
+            source_expect=source_expect(wc.experiment, wc.seed, wc.target),
+            lr=wc.lr,
+            init_expect=base_identity(wc) if wc.arm == arms.WINNING_TICKET else None,
+            slot=paths.at_lr(wc.target, wc.lr),
+        ),
+        sources=lambda wc, input: flags(
+            **{"mask" if input.source.endswith(".pt") else "arch": input.source},
+            source_record=input.record,
+            init=input.get("init"),
         ),
         out=subpath(output[0], parent=True),
     shell:
@@ -99,14 +156,15 @@ rule family:
         arm="|".join(arms.MEMBER_FAMILIES),
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train"),
+        **run_params("train", fits=True),
         arm=lambda wc: wc.arm,
         recipe=slice_json("train"),
         flags=lambda wc: flags(member=wc.member, slot=wc.member),
+        sources="",
         out=subpath(output[0], parent=True),
     shell:
         TRAIN_CMD
@@ -122,20 +180,19 @@ rule scaled:
         P.log("family", "{experiment}", arms.SCALED, "{member}", "seed{seed}"),
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train"),
+        **run_params("train", fits=True),
         arm=arms.SCALED,
         recipe=slice_json("train"),
-        flags=lambda wc, input: flags(
-            arch=input.source,
-            source_record=input.record,
+        flags=lambda wc: flags(
             source_expect=source_expect(wc.experiment, *scaled_origin(wc.experiment)),
             member=wc.member,
             slot=wc.member,
         ),
+        sources=lambda wc, input: flags(arch=input.source, source_record=input.record),
         out=subpath(output[0], parent=True),
     shell:
         TRAIN_CMD
@@ -151,18 +208,19 @@ rule guide:
         P.log("guide", "{experiment}", "{guide}", "target{target}", "seed{seed}"),
     conda:
         ENV
-    threads: config["threads"]
+    threads: FIT_THREADS
     resources:
-        **GPU_JOB,
+        **FIT_JOB,
     params:
-        **run_params("train"),
+        **run_params("train", fits=True),
         arm=lambda wc: wc.guide,
         recipe=slice_json("train"),
-        flags=lambda wc, input: flags(
-            guide=list(input.sources),
-            source_record=list(input.records),
+        flags=lambda wc: flags(
             source_expect=[source_expect(wc.experiment, s, wc.target) for s in SEEDS],
             slot=wc.target,
+        ),
+        sources=lambda wc, input: flags(
+            guide=list(input.sources), source_record=list(input.records)
         ),
         out=subpath(output[0], parent=True),
     shell:

@@ -29,21 +29,30 @@ def _frame(path: Path) -> pd.DataFrame:
 
 
 def compare(old: Path, new: Path, what: str, keys: list[str] | None = None) -> list[str]:
+    """Every difference between two tables, printed: columns or rows one side lacks (a new arm or column),
+    then every shared column of the shared rows, value by value."""
     a, b = _frame(old), _frame(new)
-    if keys:
-        a = a.sort_values(keys, na_position="first").reset_index(drop=True)
-        b = b.sort_values(keys, na_position="first").reset_index(drop=True)
-    if list(a.columns) != list(b.columns):
-        return [f"{what}: columns differ: {list(a.columns)} vs {list(b.columns)}"]
-    if len(a) != len(b):
-        return [f"{what}: {len(a)} rows vs {len(b)}"]
-    out = []
+    out = [f"{what}: columns only in {side}: {cols}" for side, cols in _only(a.columns, b.columns) if cols]
+    shared = [c for c in a.columns if c in b.columns]
+    a, b = a[shared], b[shared]
+    keys = [k for k in keys or [] if k in shared]
+    if keys:  # rows matched by their keys, written out (an empty key is one value, not NaN != NaN)
+        a, b = (d.assign(**{k: d[k].astype(str) for k in keys}).set_index(keys).sort_index() for d in (a, b))
+        out += [f"{what}: {len(rows)} rows only in {side}" for side, rows in _only(a.index, b.index) if len(rows)]
+        common = a.index.intersection(b.index)
+        a, b = a.loc[common], b.loc[common]
+    elif len(a) != len(b):
+        return [*out, f"{what}: {len(a)} rows vs {len(b)}"]
     for col in a.columns:
-        same = (a[col] == b[col]) | (a[col].isna() & b[col].isna())
+        same = (a[col].to_numpy() == b[col].to_numpy()) | (a[col].isna().to_numpy() & b[col].isna().to_numpy())
         if not same.all():
             out.append(f"{what}: column {col} differs in {int((~same).sum())} of {len(a)} rows")
-    print(f"{what}: {len(a)} rows x {len(a.columns)} columns identical" if not out else "\n".join(out))
+    print("\n".join(out) if out else f"{what}: {len(a)} rows x {len(a.columns)} columns identical")
     return out
+
+
+def _only(a, b) -> list[tuple[str, list]]:
+    return [("OLD", [x for x in a if x not in set(b)]), ("NEW", [x for x in b if x not in set(a)])]
 
 
 def experiments(study: Path, name: str | None) -> list[str]:
@@ -57,7 +66,8 @@ def experiments(study: Path, name: str | None) -> list[str]:
 
 def compare_experiment(old: Path, new: Path) -> list[str]:
     """The runs table and every trajectory of one experiment (one-shot experiments have none)."""
-    diffs = compare(old / "runs.csv", new / "runs.csv", f"{new.name}/runs.csv", ["arm", "target", "member", "seed"])
+    keys = ["arm", "target", "member", "lr", "seed"]
+    diffs = compare(old / "runs.csv", new / "runs.csv", f"{new.name}/runs.csv", keys)
     for t in sorted(old.glob("prune/seed*/trajectory.csv")):
         diffs += compare(t, new / t.relative_to(old), f"{new.name}/{t.relative_to(old)}")
     return diffs

@@ -22,7 +22,7 @@ import pandas as pd
 from prunestudy.analysis import verdicts
 from prunestudy.analysis.claims import applicable
 from prunestudy.analysis.stats import is_paired
-from prunestudy.pruning.arms import TARGETED, trained_arms
+from prunestudy.pruning.arms import targeted, trained_arms
 
 MEAN_ERROR = 0.05  # the error level the simulated networks sit at (only the quantisation notices it)
 SEEDS = (3, 5, 10)
@@ -42,7 +42,7 @@ class Design:
     def from_config(cls, experiments: Iterable[Mapping[str, Any]], margin: float, n_test: int) -> Design:
         """The claims a validated config's experiments test, with their Holm family."""
         rows = [
-            (is_paired(c.worse, c.better), len(e["targets"]) if c.worse in TARGETED else 1, c.kind)
+            (is_paired(c.worse, c.better), len(e["targets"]) if targeted(c.worse) else 1, c.kind)
             for e in experiments
             for c in applicable(trained_arms(e))
         ]

@@ -19,19 +19,24 @@ import pandas as pd
 
 from prunestudy.analysis import verdicts
 from prunestudy.analysis.verdicts import BEATS, MATCHES_OR_BEATS
+from prunestudy.io.paths import at_lr, split_lr
 from prunestudy.pruning.arms import (
     BOTTLENECK,
     CURVES,
     FAMILY_ARMS,
     GUIDED,
+    LOTTERY,
     PRUNED,
     PRUNED_LONG,
+    RANDOM_INIT,
     SCALED,
     SCRATCH_B,
     SCRATCH_E,
-    TARGETED,
     UNIFORM,
     WIDTH,
+    WINNING_TICKET,
+    arm_of,
+    targeted,
 )
 
 
@@ -151,8 +156,31 @@ CLAIMS = (
     ),
 )
 
-# every comparison a claim makes, (worse, better), once: what each experiment reduces to seed-level units
-COMPARISONS = tuple(dict.fromkeys((c.worse, c.better) for c in CLAIMS))
+
+def lottery_claims(names: Iterable[str]) -> list[Claim]:
+    """Liu et al.'s lottery-ticket claim (section 6) at every learning rate whose lottery arms ``names`` holds
+    (names as :func:`prunestudy.pruning.arms.trained_arms` gives them): each rate is its own claim, since the
+    paper finds the winning ticket no better at 0.1 and better at 0.01 (unstructured pruning)."""
+    lrs = sorted({lr for n in names if arm_of(n) in LOTTERY and (lr := split_lr(n)[1]) is not None}, reverse=True)
+    return [
+        Claim(
+            at_lr("liu-lottery", lr),
+            "Liu et al.",
+            f"At initial learning rate {lr:g}, a random initialisation of the pruned network matches or beats "
+            "the winning ticket (the large network's own initial weights)",
+            MATCHES_OR_BEATS,
+            at_lr(WINNING_TICKET, lr),
+            at_lr(RANDOM_INIT, lr),
+        )
+        for lr in lrs
+    ]
+
+
+def comparisons(names: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """Every comparison a claim makes, (worse, better), once: what an experiment whose runs carry these arm
+    names (:func:`prunestudy.analysis.collect.compared`) reduces to seed-level units."""
+    return tuple(dict.fromkeys((c.worse, c.better) for c in (*CLAIMS, *lottery_claims(names))))
+
 
 UNIT_EVIDENCE = "one mean per seed (over its targets); t-test over seeds"
 CURVE_EVIDENCE = "one mean per seed over the matched-params grid; t-test over seeds"
@@ -183,7 +211,8 @@ def applicable(trained: Iterable[str]) -> list[Claim]:
     """The claims an experiment that trains these arms can test, in :data:`CLAIMS` order."""
     trained = set(trained)
     with_families = bool(trained & set(FAMILY_ARMS))
-    return [c for c in CLAIMS if set(c.arms) <= trained and (with_families or not c.families_only)]
+    every = (*CLAIMS, *lottery_claims(trained))
+    return [c for c in every if set(c.arms) <= trained and (with_families or not c.families_only)]
 
 
 def _units(units: pd.DataFrame, claim: Claim, experiment: str) -> pd.DataFrame:
@@ -245,7 +274,7 @@ def _row(name: str, c: Claim, paired: bool, i: int, d: verdicts.Decision, level:
         "verdict": d.verdict[i],
         "seeds_needed": needed,
         "note": note(d.verdict[i], n, needed),
-        "evidence": UNIT_EVIDENCE if c.worse in TARGETED and c.better in TARGETED else CURVE_EVIDENCE,
+        "evidence": UNIT_EVIDENCE if targeted(c.worse) and targeted(c.better) else CURVE_EVIDENCE,
     }
 
 

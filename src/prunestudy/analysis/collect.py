@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunestudy.io.paths import at_lr, split_lr
 from prunestudy.io.records import check_record
 from prunestudy.pruning.arms import TARGETED
 
@@ -25,7 +26,11 @@ COPIED = (
     "device",
     "config_hash",
 )
-COLUMNS = ("experiment", "arm", "seed", "target", "member", *COPIED, "latency_ms", "git_commit", "path")
+COLUMNS = (
+    *("experiment", "arm", "seed", "target", "member", "lr"),
+    *COPIED,
+    *("best_val_error", "latency_ms", "git_commit", "path"),
+)
 
 
 def _target(label: str) -> float | str:
@@ -36,17 +41,20 @@ def _target(label: str) -> float | str:
 
 
 def run_row(m: dict, path: str | Path, experiment: str) -> dict:
-    """The runs-table row of the metrics record ``m`` read from ``path``."""
+    """The runs-table row of the metrics record ``m`` read from ``path``: a lottery run's slot is its target at
+    its learning rate (:func:`prunestudy.io.paths.at_lr`), its ``lr`` column that rate."""
     extra = m.get("extra", {})
-    scratch = m["arm"] in TARGETED
     slot = m["identity"]["slot"]
+    target, lr = split_lr(slot) if m["arm"] in TARGETED and slot is not None else (None, None)
     return {
         "experiment": experiment,
         "arm": m["arm"],
         "seed": m["seed"],
-        "target": _target(slot) if scratch and slot is not None else None,
+        "target": _target(target) if target is not None else None,
         "member": float(extra["member"]) if "member" in extra else None,
+        "lr": lr,
         **{k: m[k] for k in COPIED},
+        "best_val_error": min((h["val_error"] for h in extra.get("history", ())), default=None),
         "git_commit": m["versions"].get("git_commit", ""),
         "path": str(path),
     }
@@ -69,4 +77,14 @@ def runs_table(
     if missing:
         raise ValueError(f"no latency was measured for {missing}; rerun the experiment's latency job")
     df = df.merge(latency[["spec_id", "latency_ms"]], on="spec_id", how="left")[list(COLUMNS)]
-    return df.sort_values(["arm", "target", "member", "seed"], na_position="first").reset_index(drop=True)
+    return df.sort_values(["arm", "lr", "target", "member", "seed"], na_position="first").reset_index(drop=True)
+
+
+def compared(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs as the analysis compares them: a lottery run's arm at its learning rate (``winning-ticket@lr0.1``),
+    since each learning rate is its own comparison; every other row as it is."""
+    out = runs.copy()
+    lottery = out["lr"].notna()
+    named = zip(out.loc[lottery, "arm"], out.loc[lottery, "lr"], strict=True)
+    out.loc[lottery, "arm"] = [at_lr(arm, lr) for arm, lr in named]
+    return out

@@ -18,10 +18,9 @@ import seaborn as sns
 
 from prunestudy.analysis.stats import family_curves
 from prunestudy.io.paths import target_label
-from prunestudy.pruning.arms import BASE, TARGETED
+from prunestudy.pruning.arms import BASE, in_order, targeted
 
 AXIS_LABELS = {"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms per batch)"}
-ARM_ORDER = [*TARGETED]  # the networks of one target, in the order target_arms draws them
 TRAJECTORY_COLOR = "#d62728"  # the blog's red curve
 # the colorblind palette without its vermilion, which a reader would take for the red curve
 FAMILY_COLORS = [c for i, c in enumerate(sns.color_palette("colorblind")) if i != 3]
@@ -104,7 +103,7 @@ def _readable_log_ticks(ax: plt.Axes, limits: tuple[float, float]) -> None:
 def target_arms(runs: pd.DataFrame) -> plt.Figure:
     """Per target: fine-tuned against Scratch-E against Scratch-B (and the long-base, guided and uniform
     networks where the experiment trains them), every seed shown, the mean as a black bar."""
-    order = [a for a in ARM_ORDER if (runs["arm"] == a).any()]
+    order = in_order(runs.loc[runs["arm"].map(targeted), "arm"])
     sub = runs[runs["arm"].isin(order)].assign(test_error_pct=lambda d: 100 * d["test_error"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.stripplot(

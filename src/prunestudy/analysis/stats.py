@@ -18,14 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from prunestudy.pruning.arms import (
-    CURVES,
-    PRUNED,
-    RETRAINED,
-    SCRATCH_B,
-    SCRATCH_E,
-    TARGETED,
-)
+from prunestudy.pruning.arms import CURVES, LOTTERY, PRUNED, RETRAINED, SCRATCH_B, SCRATCH_E, arm_of, targeted
 
 ARM_PAIRS = ((PRUNED, SCRATCH_E), (PRUNED, SCRATCH_B), (SCRATCH_E, SCRATCH_B))
 INTERP_COLUMNS = ("family", "seed", "params", "error")
@@ -114,15 +107,16 @@ def target_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def is_paired(worse: str, better: str) -> bool:
     """Whether two arms (or curves) can be paired by seed: only where both retrain the architecture pruned from
-    that seed's large network (its tuned network and Scratch-E/B), the randomness the seed fixes for both.
-    Guided, uniform, long-base and family networks share nothing with each other but the seed's label."""
-    own = {*RETRAINED, *(CURVES[a] for a in RETRAINED)}
-    return worse in own and better in own
+    that seed's large network (its tuned network, Scratch-E/B and the lottery arms), the randomness the seed
+    fixes for both. Guided, uniform, long-base and family networks share nothing with each other but the
+    seed's label."""
+    own = {*RETRAINED, *LOTTERY, *(CURVES[a] for a in RETRAINED)}
+    return arm_of(worse) in own and arm_of(better) in own
 
 
 def _targets_by_seed(runs: pd.DataFrame, worse: str, better: str) -> pd.DataFrame | None:
     """(target, seed) rows with both arms' test errors, where both exist; None where an arm was not trained."""
-    piv = runs[runs["arm"].isin(TARGETED)].pivot_table(index=["target", "seed"], columns="arm", values="test_error")
+    piv = runs[runs["arm"].map(targeted)].pivot_table(index=["target", "seed"], columns="arm", values="test_error")
     if worse not in piv or better not in piv:
         return None
     return piv[[worse, better]].dropna()
@@ -134,7 +128,7 @@ def paired_table(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], level: fl
     where :func:`is_paired`, Welch's otherwise). Description only: a target's seeds are independent, but
     the targets of one seed are not, so the claims are decided on :func:`units_table`."""
     rows = []
-    for worse, better in (p for p in pairs if p[0] in TARGETED and p[1] in TARGETED):
+    for worse, better in (p for p in pairs if targeted(p[0]) and targeted(p[1])):
         pair = _targets_by_seed(runs, worse, better)
         if pair is None:
             continue
@@ -169,7 +163,7 @@ def units_table(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], grid_point
     per_seed_curves = None
     rows = []
     for worse, better in pairs:
-        if worse in TARGETED and better in TARGETED:
+        if targeted(worse) and targeted(better):
             if (pair := _targets_by_seed(runs, worse, better)) is None:
                 continue
             pair = pair.groupby(level="seed").mean()

@@ -186,8 +186,34 @@ def _check_splits(data: dict[str, Any]) -> None:
         n, rarest = n - out, rarest - quota - 1
 
 
+def _check_data_parallel(c: dict[str, Any]) -> None:
+    """A data-parallel job splits each batch evenly over its processes, one GPU each."""
+    n = c["gpu"]["per_job"]
+    if n == 1:
+        return
+    if c["device"] == "cpu":
+        raise ConfigError(f"config key 'gpu.per_job': {n} processes of one job need a GPU each; device is cpu")
+    if c["gpu"]["jobs_per_gpu"] > 1:
+        raise ConfigError(
+            f"config key 'gpu.per_job': a job of {n} processes takes whole GPUs; set gpu.jobs_per_gpu to 1 "
+            f"(it is {c['gpu']['jobs_per_gpu']}): sharing a GPU between jobs and spreading one job over GPUs exclude "
+            "each other"
+        )
+    recipes = {
+        "train": c["train"],
+        **{f"experiments[{i}].finetune": e["finetune"] for i, e in enumerate(c["experiments"])},
+    }
+    for key, r in recipes.items():
+        if r["batch_size"] % n:
+            raise ConfigError(
+                f"config key '{key}.batch_size': {r['batch_size']} images do not split evenly over gpu.per_job={n} "
+                "processes"
+            )
+
+
 def _check_semantics(c: dict[str, Any]) -> None:
     _check_splits(c["data"])
+    _check_data_parallel(c)
     _check_milestones(c["train"], "train")
     names = [e["name"] for e in c["experiments"]]
     if len(set(names)) != len(names):
@@ -237,9 +263,15 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
             f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
             f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != ONESHOT else ', per target'})"
         )
-    if e["guided"] and m.produces == MASK:
+    if e["lottery"]["lrs"] and m.kind != ONESHOT:
         raise ConfigError(
-            f"config key '{at}.guided': guided architectures average the widths of pruned runs; "
+            f"config key '{at}.lottery.lrs': the lottery-ticket comparison retrains a network pruned once from "
+            f"the large network's initial weights; {m.name} is {m.kind}"
+        )
+    if (e["guided"] or e["guided_layer"]) and m.produces == MASK:
+        raise ConfigError(
+            f"config key '{at}.{'guided' if e['guided'] else 'guided_layer'}': guided architectures average the "
+            "widths of pruned runs; "
             f"{m.name} pruning keeps every width (it prunes weights), so there is nothing to average"
         )
     _check_milestones(e["finetune"], f"{at}.finetune")

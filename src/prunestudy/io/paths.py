@@ -59,6 +59,20 @@ def target_label(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
+LR_MARK = "@lr"  # a lottery run's slot is its target at its learning rate; its arm's label in the tables, too
+
+
+def at_lr(name: str, lr: float | str) -> str:
+    """A name (a lottery run's target, or its arm in the analysis) at one learning rate: ``0.5@lr0.01``."""
+    return f"{name}{LR_MARK}{target_label(float(lr))}"
+
+
+def split_lr(name: str) -> tuple[str, float | None]:
+    """The name before :func:`at_lr` and its learning rate (None where it has none)."""
+    head, _, lr = name.partition(LR_MARK)
+    return head, float(lr) if lr else None
+
+
 def chunk_label(chunk: int) -> str:
     return f"{chunk:03d}"
 
@@ -79,6 +93,10 @@ class StudyPaths:
 
     def base_metrics(self, **wc: object) -> str:
         return f"{self.base_dir(**wc)}/metrics.json"
+
+    def base_init(self, **wc: object) -> str:
+        """A large network's initial weights (epoch 0): the winning tickets start from them."""
+        return f"{self.base_dir(**wc)}/init.pt"
 
     def prune_dir(self, experiment: str = "{experiment}", seed: object = "{seed}") -> str:
         return f"{self._exp(experiment)}/prune/seed{seed}"
@@ -145,6 +163,17 @@ class StudyPaths:
     ) -> str:
         """A guided architecture (or its uniform control) of one target, trained from scratch."""
         return self._targeted(experiment, "guided", guide, target, seed)
+
+    def lottery_metrics(
+        self,
+        experiment: str = "{experiment}",
+        arm: str = "{arm}",
+        lr: str = "{lr}",
+        target: str = "{target}",
+        seed: object = "{seed}",
+    ) -> str:
+        """A lottery-ticket arm (winning ticket or random initialisation) of one target at one learning rate."""
+        return self._targeted(experiment, "lottery", f"{arm}/lr{lr}", target, seed)
 
     def _targeted(self, experiment: str, folder: str, arm: str, target: str, seed: object) -> str:
         """A network trained from scratch for one target: ``<experiment>/<folder>/<arm>/target<t>/seed<s>``."""

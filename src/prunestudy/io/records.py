@@ -69,7 +69,7 @@ def identity(experiment: str, arm: str, seed: int, slot: str | None) -> dict[str
     return {"experiment": experiment, "arm": arm, "seed": seed, "slot": slot}
 
 
-BESIDE = ("model.pt", "spec.json", "mask.pt")  # what a job may write next to its metrics.json
+BESIDE = ("model.pt", "init.pt", "spec.json", "mask.pt")  # what a job may write next to its metrics.json
 
 
 def outputs_beside(record_path: str | os.PathLike, names: tuple[str, ...] = BESIDE) -> dict[str, Any]:

@@ -32,21 +32,23 @@ def compare(*, runs: str, method: str, analysis: dict, data: dict, model: dict, 
     import pandas as pd
 
     from prunestudy.analysis import stats
-    from prunestudy.analysis.claims import COMPARISONS
+    from prunestudy.analysis.claims import comparisons
+    from prunestudy.analysis.collect import compared
     from prunestudy.analysis.consistency import consistency_table, kept_frame
     from prunestudy.analysis.tables import errors_table, model_name, references_table, write_table
     from prunestudy.pruning.arms import PRUNED
 
-    frame = pd.read_csv(runs)
+    frame = compared(pd.read_csv(runs))
+    pairs = comparisons(frame["arm"])
     out = Path(out_dir)
     errors, caption = errors_table(frame)
     write_table(errors, out / "errors", caption=caption)
     grid = analysis["grid_points"]
     tables = {
         "target_stats": stats.target_table(frame),
-        "paired": stats.paired_table(frame, COMPARISONS),
+        "paired": stats.paired_table(frame, pairs),
         "families": stats.family_table(frame, grid),
-        "units": stats.units_table(frame, COMPARISONS, grid),
+        "units": stats.units_table(frame, pairs, grid),
         "consistency_stats": consistency_table(kept_frame(frame[frame["arm"] == PRUNED])),
         "references": references_table(analysis["references"], frame, data["name"], model_name(model), method),
     }
@@ -119,12 +121,13 @@ def figures(*, runs: str, out_dir: str, trajectories: Sequence[str] = (), seeds:
     import pandas as pd
 
     from prunestudy.analysis import figures as draw
+    from prunestudy.analysis.collect import compared
     from prunestudy.analysis.consistency import kept_frame
     from prunestudy.arch import spec_from_dict
     from prunestudy.io.artifacts import read_record
     from prunestudy.pruning.arms import BASE, PRUNED
 
-    frame = pd.read_csv(runs)
+    frame = compared(pd.read_csv(runs))
     out = Path(out_dir)
     pruned = frame[frame["arm"] == PRUNED]
     if len(seeds) != len(trajectories):

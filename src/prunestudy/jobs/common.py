@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from prunestudy.arch import ArchSpec
-    from prunestudy.training.data import Augment, Dataset
+    from prunestudy.training.data import Augment, Batches, Dataset
     from prunestudy.training.loop import FitResult
     from prunestudy.training.runtime import Runtime
 
@@ -58,13 +60,14 @@ class Context:
         start_torch(self.threads)
         return Runtime.pick(self.device, self.jobs_per_gpu, self.compile, **kw)
 
-    def load_data(self, rt: Runtime) -> Dataset:
+    def load_data(self, rt: Runtime) -> Dataset | Batches:
+        """The data: digits and CIFAR in memory on the device; ImageNet as a source of decoded batches."""
         from prunestudy.training import data
 
         d = self.data
-        return data.load(d["name"], d["root"], d["download"], d["val_size"], d["test_size"], d["split_seed"]).to(
-            rt.device
-        )
+        options = d.get("imagefolder") if d["name"] == "imagenet" else None
+        loaded = data.load(d["name"], d["root"], d["download"], d["val_size"], d["test_size"], d["split_seed"], options)
+        return loaded.to(rt.device)
 
     def augment(self) -> Augment:
         from prunestudy.training.data import Augment
@@ -76,6 +79,31 @@ class Context:
         from prunestudy.io.config import base_spec
 
         return base_spec(self.model if model is None else model, self.data)
+
+
+@contextmanager
+def data_parallel(device: str, processes: int) -> Iterator[None]:
+    """The job's process group (:mod:`prunestudy.training.distributed`), refused unless the job was started as
+    the ``processes`` the config asks for (``gpu.per_job``): a job started alone that should have been
+    split, or the reverse, would train another network than its config says."""
+    from prunestudy.training import distributed
+
+    with distributed.session(device) as launch:
+        if launch.world_size != processes:
+            raise RuntimeError(
+                f"this job runs as {launch.world_size} process(es) but gpu.per_job is {processes}: start it with "
+                f"`torchrun --standalone --nproc-per-node {processes}` (the workflow does) or one srun task per GPU"
+            )
+        yield
+
+
+def parallel_record(batch_size: int) -> dict[str, int]:
+    """What a data-parallel run adds to its resume key and record: its processes and each one's BN batch
+    (results depend on both); nothing for one process, so that one-process keys stay what they were."""
+    from prunestudy.training import distributed
+
+    n = distributed.world_size()
+    return {} if n == 1 else {"processes": n, "bn_batch": batch_size // n}
 
 
 def write_run(
@@ -96,10 +124,13 @@ def write_run(
     mask: dict | None = None,
 ) -> None:
     """What every trained network leaves: ``model.pt`` and the sealed ``metrics.json``, each saying which run
-    it is (the one place a run's record is written)."""
+    it is (the one place a run's record is written). Of a data-parallel job's processes, rank 0 writes."""
     from prunestudy.io.artifacts import save_checkpoint
     from prunestudy.io.records import RunRecord, identity, outputs_beside
+    from prunestudy.training import distributed
 
+    if not distributed.is_main():
+        return
     ident = identity(ctx.experiment, arm, ctx.seed, slot)
     save_checkpoint(out / "model.pt", {"spec": spec.to_json(), "state": model.state_dict(), "identity": ident})
     RunRecord.for_spec(

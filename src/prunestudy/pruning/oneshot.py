@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from prunestudy.methods.base import Method
 from prunestudy.pruning import masks
 from prunestudy.pruning.surgery import remove_channels
 from prunestudy.training.data import Dataset
+
+if TYPE_CHECKING:
+    from prunestudy.training.imagefolder import ImageFolderData
 
 
 @dataclass
@@ -70,16 +73,44 @@ def prune_once(
                 f"{method.name} refitted {name} as {tuple(tensor.shape)}, not {tuple(new_state[name].shape)}"
             )
         new_state[name] = tensor.to(new_state[name].dtype)
-    return PrunedNet(new_spec, new_state, None, {**p.record, "removed": {n: len(c) for n, c in p.removals.items()}})
+    removed = {n: sorted(int(c) for c in chans) for n, chans in p.removals.items()}
+    return PrunedNet(
+        new_spec, new_state, None, {**p.record, "removed": {n: len(c) for n, c in removed.items()}, "removals": removed}
+    )
 
 
-def calibration_batches(data: Dataset, images: int, seed: int, batch_size: int = 100) -> list[torch.Tensor]:
+def calibration_batches(
+    data: Dataset | ImageFolderData, images: int, seed: int, batch_size: int = 100
+) -> list[torch.Tensor]:
     """``images`` training images drawn without replacement by ``seed``, normalised, in batches on the CPU
-    (where the large network is materialised for a method that reads its activations)."""
+    (where the large network is materialised for a method that reads its activations). ImageNet's are
+    decoded with the evaluation transform (resize, centre crop): the activations of the images as they are."""
     gen = torch.Generator().manual_seed(seed)
+    if not isinstance(data, Dataset):
+        idx = torch.randperm(data.size("train"), generator=gen)[:images]
+        return [data.images("train", part) for part in idx.split(batch_size)]
     idx = torch.randperm(len(data.train), generator=gen)[:images]
     x = data.train.x[idx.to(data.train.x.device)].cpu()
     return list(data.normalize(x).split(batch_size))
+
+
+def winning_ticket(
+    init: Mapping[str, torch.Tensor],
+    base: ArchSpec,
+    pruned: ArchSpec,
+    method: type[Method],
+    removals: Mapping[str, list[int]] | None = None,
+    mask: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The pruned network's weights at the large network's initialisation (Liu et al., section 6, after
+    Frankle & Carbin): the kept channels' initial weights (structured: the pruning's removals cut from the
+    initial state, as from the trained one), or the initial weights under the mask (unstructured)."""
+    if mask is not None:
+        return {n: t * mask[n].to(t.dtype) if n in mask else t.clone() for n, t in init.items()}
+    spec, state = method.after_surgery(*remove_channels(base, init, removals or {}))
+    if spec != pruned:
+        raise ValueError(f"the recorded removals make {spec.spec_id} of the initial weights, not {pruned.spec_id}")
+    return state
 
 
 def load_weights(state: Mapping[str, torch.Tensor]) -> Callable[[nn.Module], None]:

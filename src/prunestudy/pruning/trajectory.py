@@ -182,50 +182,16 @@ def run_chunk(
     model = rt.prepare(materialise(state.spec, state.weights, rt.device))
     while state.step < end_step and not state.stopped:
         t0 = time.perf_counter()
-        state, model, train_loss, (group, channel, score) = prune_step(
-            state, model, data, cfg, aug, rt, seed, base_flops, method
-        )
-        val_error = evaluate(model, data, data.val, rt)
-        test_error = evaluate(model, data, data.test, rt)
+        state, model, train_loss, removed = prune_step(state, model, data, cfg, aug, rt, seed, base_flops, method)
+        errors = evaluate(model, data, data.val, rt), evaluate(model, data, data.test, rt)
         ckpt = step_checkpoint(steps_dir, state.step)
         save_checkpoint(ckpt, {"spec": state.spec.to_json(), "state": state.weights, "step": state.step})
-        params, flops = state.spec.param_count(), state.spec.flops()
         state.elapsed_s += time.perf_counter() - t0
-        row = {
-            "step": state.step,
-            "group": group,
-            "channel": channel,
-            "saliency": score,
-            "params": params,
-            "flops": flops,
-            "params_fraction": params / base_params,
-            "val_error": val_error,
-            "test_error": test_error,
-            "train_loss": train_loss,
-            "elapsed_s": state.elapsed_s,
-            "spec_id": state.spec.spec_id,
-            "widths": ";".join(map(str, state.spec.widths_vector)),
-            "checkpoint": ckpt.name,
-        }
+        row = _step_row(state, removed, errors, train_loss, base_params, ckpt.name)
         state.rows.append(row)
-        if state.spec.prunable_channels == 0:
-            state.stopped = "no prunable channel left"
-        elif params <= cfg.param_floor * base_params:
-            state.stopped = f"parameter floor {cfg.param_floor} reached"
+        state.stopped = _stop_reason(state.spec, row["params"], cfg, base_params)
         save_checkpoint(resume_path, {**state.payload(with_weights=False), "checkpoint": ckpt.name})
-        left = (time.perf_counter() - t0) * (end_step - state.step)
-        log.info(
-            "prune %d: group %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",
-            state.step,
-            group,
-            channel,
-            params,
-            100 * params / base_params,
-            val_error,
-            test_error,
-            train_loss,
-            left,
-        )
+        _log_step(row, base_params, (time.perf_counter() - t0) * (end_step - state.step))
         if bar:
             bar.update(1)
         if state.stopped:
@@ -233,3 +199,56 @@ def run_chunk(
     if bar:
         bar.close()
     return state
+
+
+def _step_row(
+    state: PruneState,
+    removed: tuple[int, int, float],
+    errors: tuple[float, float],
+    train_loss: float,
+    base_params: int,
+    checkpoint: str,
+) -> dict:
+    """One row of the trajectory: the channel a step removed and the network it left."""
+    (group, channel, score), (val_error, test_error) = removed, errors
+    params = state.spec.param_count()
+    return {
+        "step": state.step,
+        "group": group,
+        "channel": channel,
+        "saliency": score,
+        "params": params,
+        "flops": state.spec.flops(),
+        "params_fraction": params / base_params,
+        "val_error": val_error,
+        "test_error": test_error,
+        "train_loss": train_loss,
+        "elapsed_s": state.elapsed_s,
+        "spec_id": state.spec.spec_id,
+        "widths": ";".join(map(str, state.spec.widths_vector)),
+        "checkpoint": checkpoint,
+    }
+
+
+def _stop_reason(spec: ArchSpec, params: int, cfg: IterativeParams, base_params: int) -> str:
+    """Why the trajectory ends after this step; empty while it goes on."""
+    if spec.prunable_channels == 0:
+        return "no prunable channel left"
+    if params <= cfg.param_floor * base_params:
+        return f"parameter floor {cfg.param_floor} reached"
+    return ""
+
+
+def _log_step(row: dict, base_params: int, left_s: float) -> None:
+    log.info(
+        "prune %d: group %d ch %d  params %d (%.1f%%)  val err %.4f  test err %.4f  loss %.4f  ~%.0fs left",
+        row["step"],
+        row["group"],
+        row["channel"],
+        row["params"],
+        100 * row["params"] / base_params,
+        row["val_error"],
+        row["test_error"],
+        row["train_loss"],
+        left_s,
+    )

@@ -344,6 +344,14 @@ class ImageFolderData:
             prefetch_factor=2 if workers else None,
         )
 
+    def images(self, split: str, idx: torch.Tensor) -> torch.Tensor:
+        """Images ``idx`` of ``split`` with the evaluation transform, standardised, on the CPU, in one batch."""
+        order = _Order([idx], None)  # no epoch: resize and centre crop, whatever the split
+        images = DataLoader(_Images(self.split(split), self.transform, 0), batch_sampler=order,
+                            collate_fn=_Collate((self.mean, self.std)))  # fmt: skip
+        ((x, _),) = list(images)
+        return x
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """A uint8 batch from :meth:`loader`, standardised on whatever device it now is."""
         return normalize(x, self.mean, self.std)
