@@ -36,9 +36,9 @@ def _upper(rate: float, studies: int) -> float:
 
 def test_the_design_is_the_default_configs_holm_family(default):
     # wrn-fisher 9 claims (Liu's two, Crowley's seven), vgg-slimming 3 (with guided), resnet-magnitude 4 (with
-    # the lottery claim at two learning rates, paired), two others 2 each
-    assert default.claims == 20 and default.n_test == 449
-    assert default.paired.sum() == 13 and list(default.targets[:2]) == [3, 3]
+    # the lottery claim at two learning rates, paired), resnet-l1 3 (one rate), resnet-sss 2
+    assert default.claims == 21 and default.n_test == 449
+    assert default.paired.sum() == 14 and list(default.targets[:2]) == [3, 3]
     assert sorted(set(default.theta)) == [-MARGIN, MARGIN]
 
 

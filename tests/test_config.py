@@ -95,6 +95,12 @@ def test_lottery_tickets_are_refused_for_an_iterative_method():
     c["experiments"][0]["lottery"] = {"lrs": [0.1]}  # wrn-fisher
     with pytest.raises(ConfigError, match=re.escape("'experiments[0].lottery.lrs'") + ".*fisher is iterative"):
         validate(c)
+    c = copy.deepcopy(_load("config.yaml"))
+    (i,) = [i for i, e in enumerate(c["experiments"]) if e["method"] == "magnitude"]
+    for lrs, message in (([0.1, 0.1000001], "repeat once written"), ([0.0123456789], "six significant digits")):
+        c["experiments"][i]["lottery"] = {"lrs": lrs}
+        with pytest.raises(ConfigError, match=re.escape(f"'experiments[{i}].lottery.lrs'") + f".*{message}"):
+            validate(copy.deepcopy(c))
 
 
 @pytest.mark.parametrize(

@@ -263,6 +263,13 @@ def _check_experiment(e: dict[str, Any], at: str, c: dict[str, Any]) -> None:
             f"config key '{at}.long_base': the long-base control needs a one-shot method whose large network "
             f"does not depend on the target ({m.name} is {m.kind}{'' if m.kind != ONESHOT else ', per target'})"
         )
+    _check_unique(e["lottery"]["lrs"], f"{at}.lottery.lrs")
+    inexact = [lr for lr in e["lottery"]["lrs"] if float(target_label(float(lr))) != lr]
+    if inexact:
+        raise ConfigError(
+            f"config key '{at}.lottery.lrs': {inexact} do not survive being written in result paths (%g: six "
+            "significant digits); give each rate in at most six"
+        )
     if e["lottery"]["lrs"] and m.kind != ONESHOT:
         raise ConfigError(
             f"config key '{at}.lottery.lrs': the lottery-ticket comparison retrains a network pruned once from "
