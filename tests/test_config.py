@@ -109,6 +109,9 @@ def test_lottery_tickets_are_refused_for_an_iterative_method():
         ({"device": "cpu"}, "need a GPU each; device is cpu"),
         ({"gpu": {"per_job": 4, "jobs_per_gpu": 2}}, "set gpu.jobs_per_gpu to 1"),
         ({"train": {"batch_size": 66}}, r"'train.batch_size': 66 images do not split evenly over gpu.per_job=4"),
+        ({"gpu": {"per_job": 4, "nodes": 3}}, r"'gpu.nodes': 3 nodes cannot each hold an equal share of at least 2"),
+        ({"gpu": {"per_job": 4, "nodes": 4}}, r"'gpu.nodes': 4 nodes.*a multiple of gpu.nodes of at least 8"),
+        ({"gpu": {"per_job": 4, "nodes": 0}}, r"'gpu.nodes'"),
     ],
 )
 def test_a_data_parallel_job_is_refused_where_it_cannot_split(change, message):
@@ -119,6 +122,14 @@ def test_a_data_parallel_job_is_refused_where_it_cannot_split(change, message):
         c["train"] = {**_load("config.yaml")["train"], **change["train"]}
     with pytest.raises(ConfigError, match=message):
         validate(c)
+
+
+def test_a_job_spread_over_nodes_holds_two_gpus_or_more_on_each():
+    c = {**_load("config.yaml"), "device": "cuda"}
+    validate(copy.deepcopy({**c, "gpu": {"per_job": 4, "nodes": 2}}))
+    validate(copy.deepcopy({**c, "gpu": {"per_job": 16, "nodes": 2}}))
+    with pytest.raises(ConfigError, match=r"'gpu.nodes': 2 nodes"):
+        validate(copy.deepcopy({**c, "gpu": {"per_job": 1, "nodes": 2}}))
 
 
 def test_splits_take_counts_or_fractions_that_leave_every_class_in_every_split():

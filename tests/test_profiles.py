@@ -50,19 +50,26 @@ def test_the_slurm_profile_gives_every_device_rule_a_gpu_partition_and_leaves_gp
     missing = sorted(_device_rules() - set(resources))
     assert not missing, f"rules without set-resources in the SLURM profile: {missing}"
     assert all(resources[r]["slurm_partition"] == "gpu" and resources[r]["runtime"] >= 30 for r in _device_rules())
-    # the rule's gpu, nodes and cpus_per_task (gpu.per_job, threads) must reach sbatch, so the profile sets none
-    assert not [r for r in _device_rules() if {"gpu", "cpus_per_task", "nodes"} & set(resources[r])]
+    # the rule's GPUs, nodes, tasks and cores (gpu.per_job, gpu.nodes, threads) must reach sbatch, so the
+    # profile sets none of them
+    launch = {"gpu", "cpus_per_task", "nodes", "gres", "tasks_per_node", "mpi"}
+    assert not [r for r in _device_rules() if launch & set(resources[r])]
 
 
 class _Resources(dict):
     __getattr__ = dict.__getitem__
 
 
-def _planned(tmp_path, *config: str, profile: str | None = None) -> dict[str, tuple[dict, str]]:
-    """Each rule's first job in a dry run: its resources (as snakemake resolved them) and its shell command."""
+def _dry_run(tmp_path, *config: str, profile: str | None = "slurm") -> str:
+    """What a dry run prints, each job's shell command included."""
     args = ["snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile"), "--configfile", *config]
     args += ["--profile", str(ROOT / "workflow/profiles" / profile)] if profile else []
-    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+
+def _planned(tmp_path, *config: str, profile: str | None = None) -> dict[str, tuple[dict, str]]:
+    """Each rule's first job in a dry run: its resources (as snakemake resolved them) and its shell command."""
+    out = _dry_run(tmp_path, *config, profile=profile)
     planned = {}
     for block in re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out):
         if (m := re.search(r"rule (\w+):", block)) and m.group(1) not in planned:
@@ -92,19 +99,48 @@ def _sbatch(resources: dict) -> str:
     reason="pip install -e '.[slurm]' for the SLURM executor plugin",
 )
 def test_a_data_parallel_job_asks_slurm_for_its_gpus_on_one_node_and_starts_under_torchrun(tmp_path):
-    (tmp_path / "ddp.yaml").write_text("device: cuda\nthreads: 4\ngpu: {per_job: 4}\n")
+    (tmp_path / "ddp.yaml").write_text("device: cuda\nthreads: 4\ngpu: {per_job: 2}\n")
     planned = _planned(tmp_path, str(ROOT / "config/liu.yaml"), "ddp.yaml", profile="slurm")
     resources, shell = planned["train_base"]
     sbatch = _sbatch(resources)
-    assert "--gpus=4" in sbatch and "--nodes=1" in sbatch and "--cpus-per-task=16" in sbatch, sbatch
-    assert "--ntasks-per-gpu" not in sbatch  # one task: torchrun starts the four processes inside it
-    assert shell.startswith("torchrun --standalone --nproc-per-node 4 --no-python prunestudy train --processes 4 ")
+    assert "--gpus=2" in sbatch and "--nodes=1" in sbatch and "--cpus-per-task=8" in sbatch, sbatch
+    assert "--ntasks-per-gpu" not in sbatch  # one task: torchrun starts the two processes inside it
+    assert shell.startswith("torchrun --standalone --nproc-per-node 2 --no-python prunestudy train --processes 2 ")
     for rule in ("scratch", "oneshot", "lottery"):
-        assert planned[rule][0]["gpu"] == 4 and planned[rule][1].startswith("torchrun "), rule
+        assert planned[rule][0]["gpu"] == 2 and planned[rule][1].startswith("torchrun "), rule
     assert planned["latency"][0]["gpu"] == 1  # single-process, as prune_chunk (liu.yaml has no iterative method)
     one = _planned(tmp_path, str(ROOT / "config/liu.yaml"), profile="slurm")["train_base"]
     assert "--gpus=1" in _sbatch(one[0]) and "--nodes" not in _sbatch(one[0])
     assert one[1].startswith("prunestudy train --processes 1 ")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="pip install -e '.[slurm]' for the SLURM executor plugin",
+)
+def test_a_job_over_two_nodes_asks_for_gpus_and_tasks_per_node_and_runs_the_same_job_under_srun(tmp_path):
+    (tmp_path / "one.yaml").write_text("device: cuda\nthreads: 4\ngpu: {per_job: 4}\n")
+    (tmp_path / "two.yaml").write_text("device: cuda\nthreads: 4\ngpu: {per_job: 4, nodes: 2}\n")
+    two = _planned(tmp_path, str(ROOT / "config/liu.yaml"), "two.yaml", profile="slurm")
+    for rule in ("train_base", "scratch", "oneshot", "lottery"):
+        resources, shell = two[rule]
+        sbatch = _sbatch(resources)
+        # two GPUs and two tasks (one process each, `threads` cores) on each of two nodes
+        for part in ("--nodes=2", "--gres=gpu:2", "--ntasks-per-node=2", "--cpus-per-task=4"):
+            assert part in sbatch, (rule, sbatch)
+        assert "--gpus=" not in sbatch and "--ntasks-per-gpu" not in sbatch, sbatch  # --gpus would not say per node
+        launch = "srun --kill-on-bad-exit=1 --ntasks-per-node 2 --cpus-per-task 4 "
+        assert shell.startswith(launch + "prunestudy "), shell
+    assert two["latency"][0]["gpu"] == 1 and "nodes" not in two["latency"][0]
+    # the same jobs as on one node: nodes only launch them, so nothing reruns when they change
+    commands = {
+        name: {
+            re.sub(r"^(srun|torchrun) .*?(?=prunestudy )", "", c)
+            for c in re.findall(r"Shell command: (.*)", _dry_run(tmp_path, str(ROOT / "config/liu.yaml"), name))
+        }
+        for name in ("one.yaml", "two.yaml")
+    }
+    assert len(commands["two.yaml"]) > 700 and commands["one.yaml"] == commands["two.yaml"]
 
 
 def test_the_workstation_profile_bounds_gpu_jobs_for_every_rule_alike():
@@ -132,3 +168,14 @@ def test_no_config_value_hides_in_a_param_that_reads_input():
     found = _input_params(text)
     assert found and all("input" in f for f in found)
     assert not [f for f in found if re.search(r"config\[|EXPERIMENTS|BASES|SEEDS|wc\.", f)]
+
+
+def test_a_job_over_several_nodes_is_refused_before_any_job_outside_slurm(tmp_path):
+    from tests.workflow_helpers import snakemake, write_config
+
+    config = write_config(tmp_path / "two.yaml", device="cuda", **{"gpu.per_job": 4, "gpu.nodes": 2})
+    res = snakemake(tmp_path, config, check=False)
+    assert res.returncode != 0
+    assert "config key 'gpu.nodes' is 2" in res.stderr and "--profile workflow/profiles/slurm" in res.stderr
+    assert not (tmp_path / "results").exists()  # refused before the first job
+    assert snakemake(tmp_path, config, "-n").returncode == 0  # a dry run still plans it

@@ -1,4 +1,5 @@
-"""A real SLURM run: a single-node cluster on localhost, the workflow submitted through the SLURM profile.
+"""A real SLURM run: a single-node cluster on localhost, the workflow submitted through the SLURM profile,
+and a data-parallel job of two tasks started by srun, as a job over several nodes is.
 
 Runs where SLURM's daemons are installed (`workflow/scripts/slurm_local.sh start` installs them from
 Debian's packages) and the test runs as root; it starts the daemons itself and stops them by their
@@ -12,9 +13,11 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import ROOT
 from tests.test_faults import TINY, P
@@ -74,3 +77,28 @@ def test_workflow_runs_to_completion_through_slurm(tmp_path):
     ps = subprocess.run(["ps", "-eo", "stat=,comm="], capture_output=True, text=True).stdout.splitlines()
     assert not [p for p in ps if p.split()[1:] in (["slurmctld"], ["slurmd"]) and not p.startswith("Z")]
     assert (tmp_path / ".snakemake/slurm_logs").is_dir()
+
+
+def test_two_srun_tasks_train_what_one_process_trains(tmp_path):
+    """The launch of a job over several nodes (one srun task per GPU, ranks from SLURM's environment), for
+    real on one node: two CPU tasks over gloo, held to the same one-process reference as torchrun's two."""
+    from tests import test_distributed as ddp
+
+    script = ROOT / "workflow/scripts/slurm_local.sh"
+    subprocess.run(["bash", str(script), "start"], check=True, capture_output=True, timeout=600)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+        step = f"srun --kill-on-bad-exit=1 {sys.executable} {ddp.__file__} {tmp_path}"
+        cmd = ["sbatch", "--wait", "--ntasks=2", "--cpus-per-task=1", f"--output={tmp_path}/job.log", "--wrap", step]
+        res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)
+    log = (tmp_path / "job.log").read_text() if (tmp_path / "job.log").exists() else ""
+    assert res.returncode == 0, res.stderr + log[-4000:]
+    assert "(slurm)" in log  # the ranks came from the srun step's environment, not torchrun's
+    ref, got = ddp._reference(ddp._digits()), ddp._result(tmp_path)
+    for (loss, val), (ref_loss, ref_val) in zip(got["history"], ref["history"], strict=True):
+        assert loss == pytest.approx(ref_loss, rel=1e-6) and val == ref_val
+    for name, w in ref["state"].items():
+        torch.testing.assert_close(got["state"][name], w, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(ddp._result(tmp_path, rank=1)["state"][name], got["state"][name], rtol=0, atol=0)

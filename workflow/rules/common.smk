@@ -56,6 +56,12 @@ onstart:
     # a real run only (a dry run may plan a CIFAR study on a machine without the data)
     if (problem := missing_files(config["data"])) is not None:
         sys.exit(f"prunestudy: {problem}")
+    if config["gpu"]["nodes"] > 1 and workflow.local_exec:
+        sys.exit(
+            f"prunestudy: config key 'gpu.nodes' is {config['gpu']['nodes']}: a job spread over nodes starts "
+            "its processes with srun inside a SLURM allocation; submit with --profile workflow/profiles/slurm "
+            "or set gpu.nodes to 1"
+        )
 
 
 P = paths.StudyPaths(f"{config['results']}/{config['study']}")
@@ -146,22 +152,37 @@ ENV = "../envs/prunestudy.yaml"
 # how many jobs share a GPU is scheduling, not results: a resource (no rerun), never a param
 # (cpus_per_task: what a cluster allocates, the job's threads; a workstation ignores it)
 GPU_JOB = {"gpu": GPU, "jobs_per_gpu": JOBS_PER_GPU, "cpus_per_task": config["threads"]}
-# A job that trains may be data-parallel (gpu.per_job processes, one GPU each, on one node): torchrun starts
-# its processes, it takes that many whole GPUs (workstation slots or SLURM --gpus, with --nodes 1) and a
-# core budget per process. prune_chunk and latency stay single-process (GPU_JOB).
+# A job that trains may be data-parallel (gpu.per_job processes, one GPU each). On one node torchrun
+# starts its processes inside one task that takes per_job whole GPUs (workstation slots or SLURM --gpus,
+# with --nodes 1) and a core budget per process. Over gpu.nodes nodes (SLURM only) the allocation holds
+# per_job / nodes GPUs and tasks on each node, and srun starts one process per task; the plugin runs an
+# `mpi` job's command as it is, without an srun of its own. prune_chunk and latency stay single-process.
 PER_JOB = config["gpu"]["per_job"]
-FIT_THREADS = config["threads"] * PER_JOB
-FIT_JOB = {
-    **GPU_JOB,
-    "gpu": GPU * PER_JOB,
-    "cpus_per_task": FIT_THREADS,
-    **({"nodes": 1} if PER_JOB > 1 else {}),
-}
-LAUNCH = (
-    f"torchrun --standalone --nproc-per-node {PER_JOB} --no-python "
-    if PER_JOB > 1
-    else ""
-)
+NODES = config["gpu"]["nodes"]
+PER_NODE = PER_JOB // NODES
+FIT_THREADS = config["threads"] * PER_JOB // NODES
+if NODES > 1:
+    FIT_JOB = {
+        **{k: v for k, v in GPU_JOB.items() if k != "gpu"},
+        "gres": f"gpu:{PER_NODE}",
+        "nodes": NODES,
+        "tasks_per_node": PER_NODE,
+        "mpi": "srun",
+    }
+    # {resources.mpi}: Snakemake's convention, so a site can set its own launcher in the profile
+    LAUNCH = f"{{resources.mpi}} --kill-on-bad-exit=1 --ntasks-per-node {PER_NODE} --cpus-per-task {config['threads']} "
+else:
+    FIT_JOB = {
+        **GPU_JOB,
+        "gpu": GPU * PER_JOB,
+        "cpus_per_task": FIT_THREADS,
+        **({"nodes": 1} if PER_JOB > 1 else {}),
+    }
+    LAUNCH = (
+        f"torchrun --standalone --nproc-per-node {PER_JOB} --no-python "
+        if PER_JOB > 1
+        else ""
+    )
 # the options of a job that computes: where, with how many threads, and its run's context
 CONTEXT = "--experiment {params.experiment} --seed {wildcards.seed} --data {params.data:q} --model {params.model:q}"
 RUN = (

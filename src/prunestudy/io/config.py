@@ -189,6 +189,7 @@ def _check_splits(data: dict[str, Any]) -> None:
 def _check_data_parallel(c: dict[str, Any]) -> None:
     """A data-parallel job splits each batch evenly over its processes, one GPU each."""
     n = c["gpu"]["per_job"]
+    _check_nodes(n, c["gpu"]["nodes"])
     if n == 1:
         return
     if c["device"] == "cpu":
@@ -209,6 +210,19 @@ def _check_data_parallel(c: dict[str, Any]) -> None:
                 f"config key '{key}.batch_size': {r['batch_size']} images do not split evenly over gpu.per_job={n} "
                 "processes"
             )
+
+
+def _check_nodes(per_job: int, nodes: int) -> None:
+    """A job spread over nodes has the same number of GPUs on each, and at least two: the SLURM executor
+    plugin starts a multi-task job with ``--ntasks-per-node``, which it refuses below 2."""
+    if nodes == 1:
+        return
+    if per_job % nodes or per_job // nodes < 2:
+        raise ConfigError(
+            f"config key 'gpu.nodes': {nodes} nodes cannot each hold an equal share of at least 2 of the "
+            f"gpu.per_job={per_job} processes; set gpu.per_job to a multiple of gpu.nodes of at least "
+            f"{2 * nodes}, or gpu.nodes to 1"
+        )
 
 
 def _check_semantics(c: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ A job becomes data-parallel by being started several times at once, one process 
 - ``torchrun --standalone --nproc-per-node N -m prunestudy.cli train ...`` on one machine (torchrun sets
   ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``), or torchrun on every
   node of a multi-node allocation with a shared rendezvous;
-- ``srun --ntasks-per-node N ... python -m prunestudy.cli train ...`` under SLURM without torchrun: the rank,
+- ``srun --ntasks-per-node N ... prunestudy train ...`` under SLURM without torchrun (the workflow's launch of a
+  job over ``gpu.nodes`` nodes; ``tests/test_slurm.py`` runs a two-task step for real): the rank,
   the world size and the local rank then come from ``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS`` and
   ``SLURM_LOCALID``. The world size is the *step's* task count on purpose: a batch script run with
   ``--ntasks 4`` but not through ``srun`` also sees ``SLURM_NTASKS=4`` and ``SLURM_PROCID=0``, and would
@@ -22,6 +23,7 @@ the job's.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -35,6 +37,7 @@ from torch import nn
 
 from prunestudy.training.data import Shard
 
+log = logging.getLogger(__name__)
 TIMEOUT = timedelta(minutes=30)  # the longest a rank waits in one collective: rank 0 writes large checkpoints
 
 
@@ -127,6 +130,16 @@ def setup(device: str = "auto", env: Mapping[str, str] | None = None) -> Launch:
         world_size=launch.world_size,
         timeout=TIMEOUT,
         device_id=gpu,
+    )
+    log.info(
+        "rank %d of %d (%s), local rank %d, rendezvous %s:%s, %s",
+        launch.rank,
+        launch.world_size,
+        launch.launcher,
+        launch.local_rank,
+        launch.master_addr,
+        launch.master_port,
+        gpu or "cpu",
     )
     return launch
 
