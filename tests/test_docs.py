@@ -70,3 +70,17 @@ def test_the_mutation_score_script_counts_timeouts_as_killed_and_unchecked_apart
     assert lines[2] == "| analysis.stats | 4 | 2 | 1 | 1 | 67% |"
     assert lines[3] == "| methods.l1norm | 1 | 0 | 1 | 0 | 0% |"
     assert lines[4] == "| all | 5 | 2 | 2 | 1 | 50% |"
+
+
+def test_nothing_in_the_repository_cites_a_file_outside_it():
+    """The project documents itself in docs/; a briefing beside the repository is not there for its users."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    outside = re.compile(r"\.\./shared/|\b(?:STUDY|DESIGN|SLURM-NOTES)\.md\b")
+    citing = [
+        f
+        for f in files
+        if (ROOT / f).is_file() and f != "tests/test_docs.py" and outside.search((ROOT / f).read_text(errors="replace"))
+    ]
+    assert not citing, citing

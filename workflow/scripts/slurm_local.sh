@@ -6,7 +6,7 @@
 #                                                  ARGS..., and stop again whatever happens
 #   workflow/scripts/slurm_local.sh stop           stop the daemons by the process ids recorded at start
 #
-# Needs root and Debian's packages (apt). Follows ../shared/SLURM-NOTES.md: no cgroups, no accounting,
+# Needs root and Debian's packages (apt). What keeps it working in a container: no cgroups, no accounting,
 # node memory advertised at 90% of what slurmd detects, MinJobAge long enough for squeue status checks.
 set -euo pipefail
 STATE=/run/prunestudy-slurm  # the daemons are machine-wide, so is their record
