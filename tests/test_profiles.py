@@ -2,8 +2,10 @@
 partition's defaults (a 30-minute limit), as `guide` once did."""
 
 import importlib.util
+import json
 import re
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -129,18 +131,53 @@ def test_a_job_over_two_nodes_asks_for_gpus_and_tasks_per_node_and_runs_the_same
         for part in ("--nodes=2", "--gres=gpu:2", "--ntasks-per-node=2", "--cpus-per-task=4"):
             assert part in sbatch, (rule, sbatch)
         assert "--gpus=" not in sbatch and "--ntasks-per-gpu" not in sbatch, sbatch  # --gpus would not say per node
-        launch = "srun --kill-on-bad-exit=1 --ntasks-per-node 2 --cpus-per-task 4 "
+        # rank 0 runs on the allocation's first node, where the job step runs this command
+        launch = "MASTER_ADDR=$(hostname) srun --kill-on-bad-exit=1 --ntasks-per-node 2 --cpus-per-task 4 "
         assert shell.startswith(launch + "prunestudy "), shell
     assert two["latency"][0]["gpu"] == 1 and "nodes" not in two["latency"][0]
-    # the same jobs as on one node: nodes only launch them, so nothing reruns when they change
+    # the same jobs with the same arguments as on one node
     commands = {
         name: {
-            re.sub(r"^(srun|torchrun) .*?(?=prunestudy )", "", c)
+            re.sub(r"^.*?(?=prunestudy )", "", c)
             for c in re.findall(r"Shell command: (.*)", _dry_run(tmp_path, str(ROOT / "config/liu.yaml"), name))
         }
         for name in ("one.yaml", "two.yaml")
     }
     assert len(commands["two.yaml"]) > 700 and commands["one.yaml"] == commands["two.yaml"]
+
+
+# every rule's shell text as Snakemake stores it for its "code" rerun trigger (before formatting)
+_SHELL_TEXT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(
+        snakefile=Path(sys.argv[1]), config_settings=ConfigSettings(configfiles=[Path(c) for c in sys.argv[2:]]),
+        resource_settings=ResourceSettings(), storage_settings=StorageSettings(), workdir=Path.cwd(),
+    )
+    wf.dag(DAGSettings())
+    print(json.dumps({r.name: r.shellcmd for r in wf._workflow.rules if r.shellcmd}))
+"""
+
+
+def _shell_text(tmp_path, *config: str) -> dict[str, str]:
+    args = [sys.executable, "-c", _SHELL_TEXT, str(ROOT / "Snakefile"), *config]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_changing_the_nodes_of_a_job_changes_no_rule_s_shell_text_so_nothing_reruns(tmp_path):
+    """Snakemake reruns a job when its rule's shell text changed (the "code" trigger): the launcher, the one
+    thing gpu.nodes changes, is a resource so that the text stays the same."""
+    texts = {}
+    for name, gpu in (("one", "{per_job: 4}"), ("two", "{per_job: 4, nodes: 2}"), ("single", "{per_job: 1}")):
+        (tmp_path / f"{name}.yaml").write_text(f"device: cuda\ngpu: {gpu}\n")
+        texts[name] = _shell_text(tmp_path, str(ROOT / "config/liu.yaml"), f"{name}.yaml")
+    assert texts["one"]["train_base"].startswith("{resources.launch} prunestudy train ")
+    assert texts["one"] == texts["two"]
+    assert texts["single"]["train_base"].startswith("prunestudy train ")  # one process, no launcher
 
 
 def test_the_workstation_profile_bounds_gpu_jobs_for_every_rule_alike():
@@ -170,11 +207,28 @@ def test_no_config_value_hides_in_a_param_that_reads_input():
     assert not [f for f in found if re.search(r"config\[|EXPERIMENTS|BASES|SEEDS|wc\.", f)]
 
 
-def test_a_job_over_several_nodes_is_refused_before_any_job_outside_slurm(tmp_path):
+_GENERIC = ["--executor", "cluster-generic", "--cluster-generic-submit-cmd", "false", "--jobs", "1"]
+
+
+@pytest.mark.parametrize(
+    "executor",
+    [
+        [],
+        pytest.param(
+            _GENERIC,
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("snakemake_executor_plugin_cluster_generic") is None,
+                reason="pip install -e '.[slurm]' for the cluster-generic executor (Grid Engine, PBS, LSF)",
+            ),
+        ),
+    ],
+    ids=["workstation", "cluster-generic"],
+)
+def test_a_job_over_several_nodes_is_refused_before_any_job_outside_slurm(tmp_path, executor):
     from tests.workflow_helpers import snakemake, write_config
 
     config = write_config(tmp_path / "two.yaml", device="cuda", **{"gpu.per_job": 4, "gpu.nodes": 2})
-    res = snakemake(tmp_path, config, check=False)
+    res = snakemake(tmp_path, config, *executor, check=False)
     assert res.returncode != 0
     assert "config key 'gpu.nodes' is 2" in res.stderr and "--profile workflow/profiles/slurm" in res.stderr
     assert not (tmp_path / "results").exists()  # refused before the first job

@@ -80,16 +80,22 @@ def test_workflow_runs_to_completion_through_slurm(tmp_path):
 
 
 def test_two_srun_tasks_train_what_one_process_trains(tmp_path):
-    """The launch of a job over several nodes (one srun task per GPU, ranks from SLURM's environment), for
-    real on one node: two CPU tasks over gloo, held to the same one-process reference as torchrun's two."""
+    """The launch of a job over several nodes (the workflow's srun line, one task per GPU, ranks from SLURM's
+    environment), for real on one node: two CPU tasks over gloo, held to the same one-process reference as
+    torchrun's two. One node cannot show the rendezvous across nodes."""
     from tests import test_distributed as ddp
+    from tests.test_profiles import _planned
 
+    # the workflow's own launch line for a job of two GPUs on each of two nodes, one core per process
+    (tmp_path / "two.yaml").write_text("device: cuda\nthreads: 1\ngpu: {per_job: 4, nodes: 2}\n")
+    launch = _planned(tmp_path, str(ROOT / "config/liu.yaml"), "two.yaml", profile="slurm")["train_base"][0]["launch"]
+    assert launch.startswith("MASTER_ADDR=$(hostname) srun ") and "--ntasks-per-node 2" in launch
     script = ROOT / "workflow/scripts/slurm_local.sh"
     subprocess.run(["bash", str(script), "start"], check=True, capture_output=True, timeout=600)
     try:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-        step = f"srun --kill-on-bad-exit=1 {sys.executable} {ddp.__file__} {tmp_path}"
-        cmd = ["sbatch", "--wait", "--ntasks=2", "--cpus-per-task=1", f"--output={tmp_path}/job.log", "--wrap", step]
+        step = f"{launch} {sys.executable} {ddp.__file__} {tmp_path}"
+        cmd = ["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", f"--output={tmp_path}/job.log", "--wrap", step]
         res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     finally:
         subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)

@@ -56,7 +56,10 @@ onstart:
     # a real run only (a dry run may plan a CIFAR study on a machine without the data)
     if (problem := missing_files(config["data"])) is not None:
         sys.exit(f"prunestudy: {problem}")
-    if config["gpu"]["nodes"] > 1 and workflow.local_exec:
+    if (
+        config["gpu"]["nodes"] > 1
+        and getattr(workflow.executor_plugin, "name", None) != "slurm"
+    ):
         sys.exit(
             f"prunestudy: config key 'gpu.nodes' is {config['gpu']['nodes']}: a job spread over nodes starts "
             "its processes with srun inside a SLURM allocation; submit with --profile workflow/profiles/slurm "
@@ -156,11 +159,13 @@ GPU_JOB = {"gpu": GPU, "jobs_per_gpu": JOBS_PER_GPU, "cpus_per_task": config["th
 # starts its processes inside one task that takes per_job whole GPUs (workstation slots or SLURM --gpus,
 # with --nodes 1) and a core budget per process. Over gpu.nodes nodes (SLURM only) the allocation holds
 # per_job / nodes GPUs and tasks on each node, and srun starts one process per task; the plugin runs an
-# `mpi` job's command as it is, without an srun of its own. prune_chunk and latency stay single-process.
+# `mpi` job's command as it is, without an srun of its own, on the allocation's first node, where rank 0
+# runs (so it is the rendezvous). The launcher is a resource, not shell text: Snakemake reruns a job whose
+# rule's shell text changed, and gpu.nodes must rerun nothing. prune_chunk and latency stay single-process.
 PER_JOB = config["gpu"]["per_job"]
 NODES = config["gpu"]["nodes"]
 PER_NODE = PER_JOB // NODES
-FIT_THREADS = config["threads"] * PER_JOB // NODES
+FIT_THREADS = config["threads"] * PER_NODE
 if NODES > 1:
     FIT_JOB = {
         **{k: v for k, v in GPU_JOB.items() if k != "gpu"},
@@ -168,21 +173,24 @@ if NODES > 1:
         "nodes": NODES,
         "tasks_per_node": PER_NODE,
         "mpi": "srun",
+        "launch": "MASTER_ADDR=$(hostname) srun --kill-on-bad-exit=1 "
+        f"--ntasks-per-node {PER_NODE} --cpus-per-task {config['threads']}",
     }
-    # {resources.mpi}: Snakemake's convention, so a site can set its own launcher in the profile
-    LAUNCH = f"{{resources.mpi}} --kill-on-bad-exit=1 --ntasks-per-node {PER_NODE} --cpus-per-task {config['threads']} "
 else:
     FIT_JOB = {
         **GPU_JOB,
         "gpu": GPU * PER_JOB,
         "cpus_per_task": FIT_THREADS,
-        **({"nodes": 1} if PER_JOB > 1 else {}),
+        **(
+            {
+                "nodes": 1,
+                "launch": f"torchrun --standalone --nproc-per-node {PER_JOB} --no-python",
+            }
+            if PER_JOB > 1
+            else {}
+        ),
     }
-    LAUNCH = (
-        f"torchrun --standalone --nproc-per-node {PER_JOB} --no-python "
-        if PER_JOB > 1
-        else ""
-    )
+LAUNCH = "{resources.launch} " if PER_JOB > 1 else ""
 # the options of a job that computes: where, with how many threads, and its run's context
 CONTEXT = "--experiment {params.experiment} --seed {wildcards.seed} --data {params.data:q} --model {params.model:q}"
 RUN = (
