@@ -365,3 +365,19 @@ def test_a_configfile_stands_alone_with_the_schemas_defaults(tmp_path):
     base_job = next(line for line in res.stdout.splitlines() if "prunestudy train --processes 1 --arm base" in line)
     assert "--device auto" in base_job and '"epochs":30' in base_job and '"milestones":[15,22,27]' in base_job
     assert "seed2" in res.stdout and "seed3" not in res.stdout  # the schema's seeds [1, 2], not digits' [1, 2, 3]
+
+
+def test_an_imagefolder_other_than_ilsvrc2012_is_split_checked_by_its_loader_not_the_catalog(tmp_path):
+    """The catalog's counts are ILSVRC2012's: they refuse a val_size of 3 images (a class would get none),
+    while a folder of three classes takes it, its split left to the loader's check."""
+    c = {**_load("liu-imagenet.yaml"), "device": "cpu", "gpu": {"per_job": 1}}
+    c["data"] = {**c["data"], "root": str(tmp_path), "val_size": 3}
+    with pytest.raises(ConfigError, match=r"'data.val_size': 3 takes 3 of the 1281167 images of imagenet"):
+        validate(copy.deepcopy(c))  # no folder yet: a dry run plans with the catalog's counts
+    for k in range(3):
+        (tmp_path / "train" / f"n{k:08d}").mkdir(parents=True)
+    validate(copy.deepcopy(c))
+    for k in range(3, 1000):  # ILSVRC2012's thousand classes: the catalog's counts hold again
+        (tmp_path / "train" / f"n{k:08d}").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"'data.val_size': 3 takes"):
+        validate(copy.deepcopy(c))

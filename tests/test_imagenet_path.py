@@ -115,3 +115,36 @@ def test_a_data_driven_method_reads_its_calibration_images_from_the_folders(data
     params = ThiNetParams(settings={"half": {"keep": 0.5}}, locations=2)
     pruned = prune_once(spec.build().state_dict(), spec, ThiNet, "half", params, a)
     assert pruned.spec.widths_vector == tuple(max(1, int(w * 0.5)) for w in spec.widths_vector)
+
+
+@pytest.mark.slow
+def test_the_workflow_runs_a_tiny_imagefolder_through_pruning_both_scratch_arms_and_collect(root, tmp_path):
+    """The whole ImageNet path through Snakemake's rules: a large network on the JPEG folders, L1-norm
+    pruning of its ResNet, fine-tuning, Scratch-E and Scratch-B, collect, the study's tables. Three classes
+    are not ILSVRC2012's thousand, so the config check leaves the split check to the loader."""
+    import pandas as pd
+
+    from tests.workflow_helpers import snakemake, write_config
+
+    experiment = {
+        "name": "resnet18-l1",
+        "model": {"family": "imagenet_resnet", "depth": 18, "width": 0.125},
+        "method": "l1",
+        "prune": {"settings": {"A": {"widths": [4, 4, 8, 8, 16, 16, 32, 32]}}},
+        "targets": ["A"],
+        "finetune": {"epochs": 1, "batch_size": 8, "lr": 0.002, "schedule": "constant"},
+    }
+    data = {"name": "imagenet", "root": str(root), "val_size": CLASSES}
+    data["imagefolder"] = {"crop": CROP, "resize": 28, "workers": 0, "eval_batch_size": 16}
+    changes = {"study": "tinyin", "seeds": [1], "device": "cpu", "data": data, "experiments": [experiment]}
+    changes |= {"train": {"epochs": 2, "batch_size": 8, "lr": 0.05, "milestones": [1]}, "latency.repeats": 2}
+    snakemake(tmp_path, write_config(tmp_path / "tiny.yaml", **changes, **{"analysis.calibration_studies": 200}))
+    runs = pd.read_csv(tmp_path / "results/tinyin/resnet18-l1/runs.csv").set_index("arm")
+    assert set(runs.index) == {"base", "pruned", "scratch-E", "scratch-B"}
+    assert (runs["test_error"] * CLASSES * PER_VAL_CLASS).round(9).mod(1).eq(0).all()  # counted on the val folder
+    # ILSVRC2012's head, its FLOPs counted at the crop the network sees (not the catalog's 224)
+    base = build_spec(experiment["model"], num_classes=1000, in_channels=3, image_size=CROP)
+    assert (runs.loc["base", "params"], runs.loc["base", "flops"]) == (base.param_count(), base.flops())
+    assert runs.loc["base", "flops"] > runs.loc["pruned", "flops"] > 0
+    assert (runs.loc[["pruned", "scratch-E", "scratch-B"], "spec_id"].nunique()) == 1
+    assert (tmp_path / "results/tinyin/tables/claims.csv").is_file()

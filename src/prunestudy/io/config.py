@@ -18,7 +18,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from prunestudy.arch import ArchSpec, build_spec
-from prunestudy.io.catalog import DATASETS, held_out
+from prunestudy.io.catalog import DATASETS, FOLDERS, held_out
 from prunestudy.io.options import OptionError
 from prunestudy.io.paths import target_label
 from prunestudy.methods import method
@@ -144,9 +144,11 @@ def load_references(path: str | Path) -> list[dict[str, Any]]:
 
 
 def base_spec(model: dict[str, Any], data: dict[str, Any]) -> ArchSpec:
-    """The experiment's large network, from its ``model`` options and the dataset's shape."""
+    """The experiment's large network, from its ``model`` options and the dataset's shape: for an ImageFolder,
+    the crop the network sees (``data.imagefolder.crop``), which its FLOPs are counted at."""
     i = DATASETS[data["name"]]
-    return build_spec(model, num_classes=i.num_classes, in_channels=i.in_channels, image_size=i.image_size)
+    size = data.get("imagefolder", {}).get("crop", i.image_size) if data["name"] in FOLDERS else i.image_size
+    return build_spec(model, num_classes=i.num_classes, in_channels=i.in_channels, image_size=size)
 
 
 def _check_unique(values: list[float | str], key: str) -> None:
@@ -166,8 +168,21 @@ def _check_milestones(r: dict[str, Any], key: str) -> None:
         raise ConfigError(f"config key '{key}.milestones': {late} not below {key}.epochs={r['epochs']}")
 
 
+def _catalog_describes(data: dict[str, Any]) -> bool:
+    """Whether the catalog's image counts describe the data: always, except for an ImageFolder whose training
+    folder holds another number of classes than the catalog's (an ImageNet subset, or a test's tiny folder),
+    which its loader split-checks when the first job reads it (naming data.val_size). One directory listing:
+    cheap enough for every start, where counting 1.28M files would not be."""
+    train = Path(data["root"]) / "train"
+    if data["name"] not in FOLDERS or not train.is_dir():
+        return True
+    return sum(p.is_dir() for p in train.iterdir()) == DATASETS[data["name"]].num_classes
+
+
 def _check_splits(data: dict[str, Any]) -> None:
     """Every split keeps at least one image of every class (the stratified split floors each class's quota)."""
+    if not _catalog_describes(data):
+        return
     info = DATASETS[data["name"]]
     n, rarest = info.size, info.smallest_class
     keys = (["test_size"] if data["name"] == "digits" else []) + ["val_size"]
