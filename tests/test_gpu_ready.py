@@ -237,3 +237,16 @@ def test_gpu_benchmark_runs_tiny_on_cpu(tmp_path):
     assert 0 <= r["fisher_argmin_agreement"] <= 1 and r["eval_val_test_s"] > 0
     assert r["prune_step_s"]["physical"] > 0 and r["prune_step_s"]["masked"] > 0
     assert r["latency_ms"]["median"] > 0 and r["latency_ms"]["p90"] >= r["latency_ms"]["median"]
+
+
+def test_data_parallel_imagenet_benchmark_runs_tiny_over_two_cpu_processes(tmp_path):
+    """The script a lent GPU node runs (bench_ddp.py under torchrun), here two gloo processes on the CPU."""
+    out = tmp_path / "ddp.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += ["benchmarks/bench_ddp.py", "--tiny", "--device", "cpu", "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    r = json.loads(out.read_text())
+    assert r["processes"] == 2 and r["global_batch"] == 8 and r["image_size"] == 32
+    assert 0 < r["images_per_s"]["min"] <= r["images_per_s"]["median"] <= r["images_per_s"]["max"]
+    assert r["images_per_s_per_process"] == r["images_per_s"]["median"] / 2

@@ -218,7 +218,7 @@ def fit(
     opt = make_optimizer(model, recipe)
     step_hooks = hooks(model, opt) if hooks else None
     start, history, elapsed = _resume(model, opt, resume_path, resume_key, rt, part.world, recipe.epochs)
-    train_forward, eval_forward = _forwards(model, rt, part.world)
+    train_forward, eval_forward = training_forwards(model, rt, part.world)
     bar = _progress(recipe.epochs, start)
     model.train()
     for epoch in range(start, recipe.epochs):
@@ -245,7 +245,7 @@ def fit(
     )
 
 
-def _forwards(model: nn.Module, rt: Runtime, world: int) -> tuple[nn.Module, nn.Module]:
+def training_forwards(model: nn.Module, rt: Runtime, world: int) -> tuple[nn.Module, nn.Module]:
     """What runs the training and the evaluation forward passes: the (compiled) model in one process;
     under DDP the wrapped model trains and the bare one evaluates (a DDP forward is a collective, and
     the ranks' evaluation parts may take different numbers of batches)."""
