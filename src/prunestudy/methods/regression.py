@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning
-from prunestudy.methods.thinet import Reader, ThiNetParams, check_targets, collect, plan, pruned_edits, solve_normal
+from prunestudy.methods.base import Pruning
+from prunestudy.methods.thinet import Reader, Reconstruction, ThiNetParams, collect, pruned_edits, solve_normal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,21 +182,15 @@ def error_ratio(gram: torch.Tensor, weight: torch.Tensor, kept: Sequence[int], n
     return max(float((diff @ gram * diff).sum()), 0.0) / yy if yy > 0 else 0.0
 
 
-class Regression(Method):
+class Regression(Reconstruction):
     name: ClassVar[str] = "regression"
-    kind: ClassVar[str] = ONESHOT
+    label: ClassVar[str] = "regression"
     params: ClassVar[type] = RegressionParams
-    targets: ClassVar[str] = SETTING
     calibration: ClassVar[int] = 2000
 
     @classmethod
-    def check(cls, params: RegressionParams, spec: ArchSpec, targets: Sequence[Any]) -> None:
-        """Each target names a setting, and each setting's widths fit the large network."""
-        super().check(params, spec, targets)
-        check_targets(params, spec, targets)
-
-    @staticmethod
     def prune(
+        cls,
         state: Mapping[str, torch.Tensor],
         spec: ArchSpec,
         target: str,
@@ -205,13 +199,9 @@ class Regression(Method):
         model: nn.Module | None = None,
         calibration: Iterable[torch.Tensor] = (),
     ) -> Pruning:
-        if target not in params.settings:
-            raise ValueError(f"no regression setting {target!r}; settings are {sorted(params.settings)}")
-        setting = params.settings[target]
-        p = plan(model, spec, setting, "regression")
+        p = cls.plan(model, spec, target, params)
         stats = patch_grams(model, p.readers, calibration, params.locations) if p.readers else {}
-        widths = {g.name: g.width for g in spec.groups()}
-        removals = {n: list(range(widths[n])) for n, k in p.keep.items() if k == 0}
+        widths, removals = p.widths, p.emptied()
         full, info = {}, {}
         for r in p.readers:
             s, weight = stats[r.group], state[r.weight].detach().cpu()
@@ -223,5 +213,5 @@ class Regression(Method):
             info[r.group] = {"alpha": alpha, "nonzero": nnz, "error": error_ratio(s.gram, w3, kept, new)}
             full[r.weight] = weight.clone()
             full[r.weight][:, kept] = new.reshape(weight.shape[0], len(kept), *weight.shape[2:]).to(weight.dtype)
-        record = {"setting": target, **setting, "groups": info, "unsupported": p.unsupported}
+        record = {"setting": target, **params.settings[target], "groups": info, "unsupported": p.unsupported}
         return Pruning(removals=removals, record=record, edits=pruned_edits(spec, full, removals))

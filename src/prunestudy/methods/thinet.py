@@ -207,6 +207,11 @@ class Plan:
     keep: dict[str, int]
     readers: list[Reader]
     unsupported: list[str]
+    widths: dict[str, int]  # every group's width in the large network
+
+    def emptied(self) -> dict[str, list[int]]:
+        """The removals of the groups pruned to nothing (every channel); the refitted ones are added."""
+        return {n: list(range(self.widths[n])) for n, k in self.keep.items() if k == 0}
 
 
 def plan(model: nn.Module | None, spec: ArchSpec, setting: Mapping[str, Any], name: str) -> Plan:
@@ -225,7 +230,29 @@ def plan(model: nn.Module | None, spec: ArchSpec, setting: Mapping[str, Any], na
             continue
         keep[g.name] = k
         readers += [r] if r else []
-    return Plan(keep, readers, unsupported)
+    return Plan(keep, readers, unsupported, {g.name: g.width for g in spec.groups()})
+
+
+class Reconstruction(Method):
+    """What ThiNet and He et al.'s regression share: one-shot, to named settings of kept widths, each
+    pruned group's consumer refitted from calibration activations (:func:`plan` says which)."""
+
+    kind: ClassVar[str] = ONESHOT
+    targets: ClassVar[str] = SETTING
+    label: ClassVar[str]  # how messages name the method
+
+    @classmethod
+    def check(cls, params: ThiNetParams, spec: ArchSpec, targets: Sequence[Any]) -> None:
+        """Each target names a setting, and each setting's widths fit the large network."""
+        super().check(params, spec, targets)
+        check_targets(params, spec, targets)
+
+    @classmethod
+    def plan(cls, model: nn.Module | None, spec: ArchSpec, target: str, params: ThiNetParams) -> Plan:
+        """The plan of the setting ``target`` names (refused when there is none)."""
+        if target not in params.settings:
+            raise ValueError(f"no {cls.label} setting {target!r}; settings are {sorted(params.settings)}")
+        return plan(model, spec, params.settings[target], cls.name)
 
 
 def pruned_edits(
@@ -308,21 +335,15 @@ def thinet_grams(
     return grams
 
 
-class ThiNet(Method):
+class ThiNet(Reconstruction):
     name: ClassVar[str] = "thinet"
-    kind: ClassVar[str] = ONESHOT
+    label: ClassVar[str] = "ThiNet"
     params: ClassVar[type] = ThiNetParams
-    targets: ClassVar[str] = SETTING
     calibration: ClassVar[int] = 256
 
     @classmethod
-    def check(cls, params: ThiNetParams, spec: ArchSpec, targets: Sequence[Any]) -> None:
-        """Each target names a setting, and each setting's widths fit the large network."""
-        super().check(params, spec, targets)
-        check_targets(params, spec, targets)
-
-    @staticmethod
     def prune(
+        cls,
         state: Mapping[str, torch.Tensor],
         spec: ArchSpec,
         target: str,
@@ -331,13 +352,9 @@ class ThiNet(Method):
         model: nn.Module | None = None,
         calibration: Iterable[torch.Tensor] = (),
     ) -> Pruning:
-        if target not in params.settings:
-            raise ValueError(f"no ThiNet setting {target!r}; settings are {sorted(params.settings)}")
-        setting = params.settings[target]
-        p = plan(model, spec, setting, "thinet")
+        p = cls.plan(model, spec, target, params)
         grams = thinet_grams(model, p.readers, calibration, params.locations) if p.readers else {}
-        widths = {g.name: g.width for g in spec.groups()}
-        removals = {n: list(range(widths[n])) for n, k in p.keep.items() if k == 0}
+        widths, removals = p.widths, p.emptied()
         full, errors = {}, {}
         for r in p.readers:
             h = grams[r.group]
@@ -347,5 +364,5 @@ class ThiNet(Method):
             errors[r.group] = error_ratio(h, kept, w)
             full[r.weight] = state[r.weight].clone()
             full[r.weight][:, kept] *= w.to(full[r.weight].dtype).view(-1, *[1] * (full[r.weight].dim() - 2))
-        record = {"setting": target, **setting, "error": errors, "unsupported": p.unsupported}
+        record = {"setting": target, **params.settings[target], "error": errors, "unsupported": p.unsupported}
         return Pruning(removals=removals, record=record, edits=pruned_edits(spec, full, removals))
