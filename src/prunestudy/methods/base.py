@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from prunestudy.io.options import Range, Settings
+from prunestudy.io.options import OptionError, Range, Settings
 from prunestudy.training.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -102,6 +102,21 @@ class Capture(Protocol):
 ITERATIVE, ONESHOT = "iterative", "oneshot"
 SPEC, MASK = "spec", "mask"  # what a method produces: a smaller architecture, or a mask beside the same one
 FRACTION, SETTING = "fraction", "setting"  # what a target is: a fraction in (0, 1), or a setting's name
+
+
+def check_named_settings(
+    settings: Mapping[str, Any], targets: Sequence[Any], widths: Callable[[Mapping[str, Any]], object]
+) -> None:
+    """Each target names one of ``settings`` and ``widths`` accepts that setting (a ValueError otherwise,
+    reported under ``prune.settings.<name>``): the check of every method whose targets are settings."""
+    unknown = [t for t in targets if t not in settings]
+    if unknown:
+        raise ValueError(f"targets {unknown} name no setting in prune.settings")
+    for t in targets:
+        try:
+            widths(settings[t])
+        except ValueError as err:
+            raise OptionError(f"prune.settings.{t}", str(err)) from err
 
 
 class Method:

@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from prunestudy.io.options import OptionError
-from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning
+from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning, check_named_settings
 from prunestudy.methods.selectors import per_layer
 
 if TYPE_CHECKING:
@@ -85,14 +84,7 @@ class L1Norm(Method):
     def check(cls, params: L1Params, spec: ArchSpec, targets: Sequence[Any]) -> None:
         """Each target names a setting, and each setting's widths fit the large network."""
         super().check(params, spec, targets)
-        unknown = [t for t in targets if t not in params.settings]
-        if unknown:
-            raise ValueError(f"targets {unknown} name no setting in prune.settings")
-        for t in targets:
-            try:
-                prune_widths(spec, params.settings[t])
-            except ValueError as err:
-                raise OptionError(f"prune.settings.{t}", str(err)) from err
+        check_named_settings(params.settings, targets, lambda s: prune_widths(spec, s))
 
     @staticmethod
     def prune(state: Mapping[str, torch.Tensor], spec: ArchSpec, target: str, params: L1Params, **_) -> Pruning:

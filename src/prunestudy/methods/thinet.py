@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from prunestudy.io.options import OptionError, Range, Settings
-from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning
+from prunestudy.io.options import Range, Settings
+from prunestudy.methods.base import ONESHOT, SETTING, Method, Pruning, check_named_settings
 from prunestudy.methods.l1norm import check_widths
 
 if TYPE_CHECKING:
@@ -92,18 +92,6 @@ def setting_widths(spec: ArchSpec, setting: Mapping[str, Any]) -> list[int]:
     # rounded to 9 digits first, so that 0.29 x 100 keeps 29, not 28
     keep = setting["keep"]
     return [g.width if g.name in skip or not g.width else max(1, int(round(g.width * keep, 9))) for g in groups]
-
-
-def check_targets(params: ThiNetParams, spec: ArchSpec, targets: Sequence[Any]) -> None:
-    """Each target names a setting that fits the large network (shared with :mod:`.regression`)."""
-    unknown = [t for t in targets if t not in params.settings]
-    if unknown:
-        raise ValueError(f"targets {unknown} name no setting in prune.settings")
-    for t in targets:
-        try:
-            setting_widths(spec, params.settings[t])
-        except ValueError as err:
-            raise OptionError(f"prune.settings.{t}", str(err)) from err
 
 
 # --- the consumer of a group, seen as a convolution, and samples of what it reads -----------------------
@@ -245,7 +233,7 @@ class Reconstruction(Method):
     def check(cls, params: ThiNetParams, spec: ArchSpec, targets: Sequence[Any]) -> None:
         """Each target names a setting, and each setting's widths fit the large network."""
         super().check(params, spec, targets)
-        check_targets(params, spec, targets)
+        check_named_settings(params.settings, targets, lambda s: setting_widths(spec, s))
 
     @classmethod
     def plan(cls, model: nn.Module | None, spec: ArchSpec, target: str, params: ThiNetParams) -> Plan:
