@@ -39,6 +39,19 @@ def tiny_spec(mids=(3, 4, 5), widths=(4, 6, 8, 10), in_channels=1, image_size=8)
     return WRNSpec(10, widths, mids, 10, in_channels, image_size)
 
 
+def captured_scores(method, model, spec, batches) -> dict:
+    """What an iterative method's capture scores after one cross-entropy backward pass per (x, y) batch."""
+    import torch.nn.functional as F
+
+    capture = method.watch(model, spec)
+    for x, y in batches:
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        capture.step()
+    capture.close()
+    return capture.scores()
+
+
 def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Run the real ``prunestudy`` console entry point in a subprocess."""
     return subprocess.run(

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from prunestudy.methods.fisher import Fisher
 from prunestudy.methods.selectors import one_at_a_time as choose_channel
-from tests.conftest import tiny_spec
+from tests.conftest import captured_scores, tiny_spec
 
 
 def _brute_force(model, batches):
@@ -38,13 +38,7 @@ def test_accumulated_saliency_matches_brute_force():
     spec = tiny_spec(mids=(3, 0, 4))
     model = spec.build().double().eval()
     batches = [(torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (5,))) for _ in range(3)]
-    capture = Fisher.watch(model, spec)
-    for x, y in batches:
-        model.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        capture.step()
-    capture.close()
-    got = capture.scores()
+    got = captured_scores(Fisher, model, spec, batches)
     want = _brute_force(model, batches)
     assert set(got) == {"blocks.0", "blocks.2"}
     for j in want:

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from prunestudy.methods import METHODS, method
 from prunestudy.methods.taylor import Taylor, TaylorParams
-from tests.conftest import tiny_spec
+from tests.conftest import captured_scores, tiny_spec
 
 
 def _by_hand(model, batches):
@@ -35,13 +35,7 @@ def test_taylor_scores_equal_the_formula_computed_independently():
     model = spec.build().double()
     batches = [(torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (6,))) for _ in range(3)]
     want = _by_hand(model, batches)
-    capture = Taylor.watch(model, spec)
-    for x, y in batches:
-        model.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        capture.step()
-    capture.close()
-    got = capture.scores()
+    got = captured_scores(Taylor, model, spec, batches)
     assert set(got) == {"blocks.0", "blocks.2"}
     for j, v in want.items():
         torch.testing.assert_close(got[f"blocks.{j}"], v, rtol=1e-9, atol=1e-15)
